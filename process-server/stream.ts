@@ -1,0 +1,200 @@
+/**
+ * One disk stream at the process server: accepts the agent's frames in order into the spool
+ * and ships them, in order, to the master target, resuming from wherever the master target
+ * says it stands.
+ */
+import { decodeFrame, encodeFrame, recordData, recordTag, RecordType, verifyFrame, type BatchRecord, type FrameHeader } from '../core/wire/frame.ts';
+import { postBinary, getJson, PeerUnreachableError } from '../core/http/client.ts';
+import type { Logger } from '../core/log.ts';
+import { StreamSpool } from './spool.ts';
+import { loadStreamState, saveStreamState } from './stream-state.ts';
+import { Mutex } from '../core/mutex.ts';
+
+export interface MasterTargetLink {
+  url: string;
+  token?: string;
+}
+
+/** What the agent last said about this disk. */
+export interface AgentReport {
+  phase: 'INITIAL_SYNC' | 'CONTINUOUS' | 'RESYNC';
+  doneBytes?: number;
+  totalBytes?: number;
+  intervalSeconds?: number;
+}
+
+export type AcceptResult =
+  | { status: 200; nextSeq: number; duplicate?: boolean }
+  | { status: 409; nextSeq: number }
+  | { status: 507; error: string };
+
+const RETRY_MIN_MS = 200;
+const RETRY_MAX_MS = 10_000;
+
+export class Stream {
+  /** First seq the master target does not hold (undefined until known). */
+  appliedNextSeq: number | undefined;
+  lastContactMs = 0;
+  lastAppliedTimeMs = 0;
+  agent: AgentReport | undefined;
+  /** Why shipping is failing right now, if it is. */
+  shipError: string | undefined;
+  shipErrorSinceMs = 0;
+  private readonly acceptLock = new Mutex();
+  private wake: (() => void) | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  private constructor(
+    readonly machine: string,
+    readonly disk: string,
+    readonly dir: string,
+    readonly spool: StreamSpool,
+    private readonly mt: MasterTargetLink,
+    private readonly log: Logger,
+  ) {}
+
+  static async open(machine: string, disk: string, dir: string, mt: MasterTargetLink, log: Logger): Promise<Stream> {
+    const l = log.child({ machine, disk });
+    const spool = await StreamSpool.open(dir, l);
+    const s = new Stream(machine, disk, dir, spool, mt, l);
+    s.appliedNextSeq = (await loadStreamState(dir))?.appliedNextSeq;
+    return s;
+  }
+
+  /** The first seq this process server does not hold; asks the master target when it cannot know. */
+  async acceptNextSeq(): Promise<number> {
+    if (this.appliedNextSeq === undefined) await this.refreshFromMasterTarget();
+    return Math.max(this.spool.nextSeq ?? 0, this.appliedNextSeq!);
+  }
+
+  private async refreshFromMasterTarget(): Promise<void> {
+    const pos = await getJson<{ nextSeq: number }>(this.mt.url, `/v1/streams/${this.machine}/${this.disk}`, { token: this.mt.token, timeoutMs: 10_000 });
+    if (!Number.isSafeInteger(pos.nextSeq) || pos.nextSeq < 1) throw new Error(`master target gave an invalid position ${pos.nextSeq}`);
+    this.appliedNextSeq = pos.nextSeq;
+    await saveStreamState(this.dir, { version: 1, appliedNextSeq: pos.nextSeq });
+  }
+
+  /** Takes one verified frame from the agent. Answers only once it is durable. */
+  async accept(frame: Buffer, header: FrameHeader, maxSpoolBytes: number): Promise<AcceptResult> {
+    return this.acceptLock.run(async () => {
+      this.lastContactMs = Date.now();
+      const next = await this.acceptNextSeq();
+      if (header.lastSeq < next) return { status: 200, nextSeq: next, duplicate: true };
+      if (header.firstSeq !== next) return { status: 409, nextSeq: next };
+      if (this.spool.bytes + frame.length > maxSpoolBytes) {
+        return { status: 507, error: `spool full: ${this.spool.bytes} of ${maxSpoolBytes} bytes pending for ${this.machine}/${this.disk}` };
+      }
+      try {
+        await this.spool.append(frame, header);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return { status: 507, error: 'spool disk is full' };
+        throw e;
+      }
+      this.wake?.();
+      return { status: 200, nextSeq: header.lastSeq + 1 };
+    });
+  }
+
+  /** Starts the shipping loop. */
+  start(): void {
+    this.loop ??= this.shipLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    await this.spool.close();
+  }
+
+  private async idle(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+    this.wake = undefined;
+  }
+
+  private setError(msg: string | undefined): void {
+    if (msg && !this.shipError) this.shipErrorSinceMs = Date.now();
+    if (msg !== this.shipError) {
+      if (msg) this.log.warn('shipping interrupted', { error: msg });
+      else this.log.info('shipping resumed');
+    }
+    this.shipError = msg;
+  }
+
+  private async shipLoop(): Promise<void> {
+    let retryMs = RETRY_MIN_MS;
+    let positionKnown = false;
+    while (!this.stopped) {
+      const pending = this.spool.pending();
+      if (pending.length === 0) {
+        await this.idle(1000);
+        continue;
+      }
+      try {
+        if (!positionKnown) {
+          await this.refreshFromMasterTarget();
+          positionKnown = true;
+          await this.spool.dropThrough(this.appliedNextSeq! - 1);
+          continue;
+        }
+        await this.shipOne();
+        this.setError(undefined);
+        retryMs = RETRY_MIN_MS;
+      } catch (e) {
+        this.setError(e instanceof PeerUnreachableError ? e.message : (e as Error).message);
+        positionKnown = false;
+        await this.idle(retryMs);
+        retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+      }
+    }
+  }
+
+  private async shipOne(): Promise<void> {
+    const want = this.appliedNextSeq!;
+    const entry = this.spool.pending().find((e) => e.lastSeq >= want);
+    if (!entry) {
+      await this.spool.dropThrough(want - 1);
+      return;
+    }
+    if (entry.firstSeq > want) {
+      throw new Error(`master target needs seq ${want} but the spool starts at ${entry.firstSeq}: the disk needs a resync`);
+    }
+    let frame = await this.spool.read(entry);
+    const header = verifyFrame(frame);
+    if (entry.firstSeq < want) frame = trimFrame(frame, want);
+    const r = await postBinary<{ nextSeq?: number; error?: string; reason?: string }>(
+      this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, frame, { token: this.mt.token, timeoutMs: 120_000 },
+    );
+    if (r.status === 200 || r.status === 409) {
+      const next = r.body.nextSeq;
+      if (!Number.isSafeInteger(next)) throw new Error(`master target answered ${r.status} without a position`);
+      await saveStreamState(this.dir, { version: 1, appliedNextSeq: next! });
+      this.appliedNextSeq = next!;
+      if (r.status === 200) this.lastAppliedTimeMs = header.timeMs;
+      await this.spool.dropThrough(next! - 1);
+      return;
+    }
+    throw new Error(`master target refused batch ${header.firstSeq}..${header.lastSeq}: ${r.status} ${r.body.error ?? ''}`.trim());
+  }
+}
+
+/** Re-encodes a frame without its records below `fromSeq` (the receiver already has them). */
+export function trimFrame(frame: Buffer, fromSeq: number): Buffer {
+  const { header, records } = decodeFrame(frame);
+  const keep: BatchRecord[] = [];
+  for (const r of records) {
+    if (r.seq < fromSeq) continue;
+    if (r.type === RecordType.WRITE) keep.push({ type: r.type, offset: r.offset, data: recordData(r) });
+    else if (r.type === RecordType.TAG) keep.push({ type: r.type, tag: recordTag(r) });
+    else keep.push({ type: r.type as RecordType.ZERO | RecordType.TRIM, offset: r.offset, lengthBytes: r.lengthBytes });
+  }
+  return encodeFrame({ machine: header.machine, disk: header.disk, firstSeq: fromSeq, timeMs: header.timeMs, diskBytes: header.diskBytes, flags: header.flags, records: keep });
+}
