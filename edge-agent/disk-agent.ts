@@ -1,0 +1,165 @@
+/**
+ * Scan-mode protection of one disk: the initial sync (resumable from its cursor), then a
+ * rescan every interval, each ending in a recovery point. Sequence numbers come from the
+ * process server's position, so a restart never reuses one that reached it.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../core/log.ts';
+import { openDisk, type DiskSource } from './disk-source.ts';
+import { Manifest, BLOCK_BYTES } from './manifest.ts';
+import { loadDiskState, newDiskState, saveDiskState, type DiskState } from './disk-state.ts';
+import { Uploader, SeqConflictError, sleep } from './uploader.ts';
+import { scanPass, type PassKind, type PassResult } from './scan-pass.ts';
+import { freeze, type FreezeHooks } from './hooks.ts';
+
+export type DiskPhase = 'INITIAL_SYNC' | 'CONTINUOUS' | 'RESYNC';
+
+export interface DiskAgentOptions {
+  machine: string;
+  disk: string;
+  path: string;
+  stateDir: string;
+  processServerUrl: string;
+  token?: string;
+  intervalSeconds: number;
+  hooks: FreezeHooks;
+  log: Logger;
+  signal: AbortSignal;
+  /** Progress and pass results, for the CLI's live output. */
+  onEvent?: (e: DiskEvent) => void;
+}
+
+export type DiskEvent =
+  | { type: 'progress'; disk: string; phase: DiskPhase; doneBytes: number; totalBytes: number }
+  | { type: 'pass'; disk: string; kind: PassKind; result: PassResult; seconds: number; consistent: boolean };
+
+export class DiskAgent {
+  phase: DiskPhase = 'INITIAL_SYNC';
+  doneBytes = 0;
+  totalBytes = 0;
+  private state!: DiskState;
+  private manifest!: Manifest;
+  private src!: DiskSource;
+  private readonly dir: string;
+  private readonly uploader: Uploader;
+  private readonly log: Logger;
+
+  constructor(private readonly o: DiskAgentOptions) {
+    this.dir = join(o.stateDir, o.disk);
+    this.log = o.log.child({ disk: o.disk });
+    this.uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: o.disk, log: this.log, signal: o.signal });
+  }
+
+  /** Runs until the signal aborts. */
+  async run(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    this.src = await openDisk(this.o.path);
+    this.totalBytes = this.src.sizeBytes;
+    try {
+      await this.prepare();
+      for (;;) {
+        try {
+          await this.cycle();
+        } catch (e) {
+          if (this.o.signal.aborted) throw e;
+          if (!(e instanceof SeqConflictError)) throw e;
+          this.log.warn('stream position moved under us; re-reading it', { nextSeq: e.nextSeq });
+          await this.adoptPosition();
+        }
+      }
+    } finally {
+      await this.src.fh.close().catch(() => undefined);
+      await this.manifest?.close().catch(() => undefined);
+    }
+  }
+
+  private async prepare(): Promise<void> {
+    const saved = await loadDiskState(this.dir);
+    const { manifest, fresh } = await Manifest.open(join(this.dir, 'manifest.bin'), this.src.sizeBytes);
+    this.manifest = manifest;
+    if (saved && saved.diskBytes === this.src.sizeBytes && !fresh) {
+      this.state = { ...saved, path: this.o.path };
+      if (saved.path !== this.o.path) this.log.warn('disk path changed since the last run; continuing with the same stream', { was: saved.path, now: this.o.path });
+    } else {
+      if (saved) this.log.warn('disk size changed or manifest unreadable: starting a new initial sync', { wasBytes: saved.diskBytes, nowBytes: this.src.sizeBytes });
+      this.state = { ...newDiskState(this.o.path, this.src.sizeBytes), nextSeq: saved?.nextSeq ?? 1 };
+      if (saved) this.state.initialSync.sendZeros = true;
+    }
+    await this.adoptPosition();
+    await saveDiskState(this.dir, this.state);
+  }
+
+  /** Takes the process server's position; if it is behind what was acknowledged, resync. */
+  private async adoptPosition(): Promise<void> {
+    const ps = await this.uploader.position();
+    const fresh = this.state.nextSeq === 1 && !this.state.initialSync.done && this.state.initialSync.cursorBlock === 0;
+    if (ps < this.state.nextSeq) {
+      this.log.error('the process server has lost acknowledged data; the disk will be resynchronised', { acknowledgedThrough: this.state.nextSeq - 1, serverNextSeq: ps });
+      await this.manifest.reset(this.src.sizeBytes);
+      this.state.initialSync = { done: false, cursorBlock: 0, sendZeros: true, resync: this.state.initialSync.done || this.state.initialSync.resync };
+    } else if (fresh && ps > 1) {
+      this.log.warn('the replica already holds data for this disk; the initial sync will overwrite all of it', { serverNextSeq: ps });
+      this.state.initialSync.sendZeros = true;
+    }
+    this.state.nextSeq = ps;
+  }
+
+  private async cycle(): Promise<void> {
+    if (!this.state.initialSync.done) {
+      this.phase = this.state.initialSync.resync ? 'RESYNC' : 'INITIAL_SYNC';
+      await this.pass(this.state.initialSync.resync ? 'resync' : 'initial');
+      this.state.initialSync = { done: true, cursorBlock: 0 };
+      await saveDiskState(this.dir, this.state);
+      this.log.info(`${this.phase === 'RESYNC' ? 'resync' : 'initial sync'} complete`, { diskBytes: this.src.sizeBytes });
+    }
+    await this.pass('rescan');
+    this.phase = 'CONTINUOUS';
+    await sleep(this.o.intervalSeconds * 1000, this.o.signal);
+  }
+
+  private async pass(kind: PassKind): Promise<void> {
+    const started = Date.now();
+    const env = { TIDEMARK_MACHINE: this.o.machine, TIDEMARK_DISK: this.o.disk, TIDEMARK_DISK_PATH: this.o.path };
+    const full = kind !== 'rescan';
+    const tagged = !full;
+    const { frozen, thaw } = tagged ? await freeze(this.o.hooks, env, this.log) : { frozen: false, thaw: async () => undefined };
+    let result: PassResult;
+    try {
+      result = await scanPass({
+        kind,
+        machine: this.o.machine,
+        disk: this.o.disk,
+        src: this.src,
+        manifest: this.manifest,
+        uploader: this.uploader,
+        nextSeq: this.state.nextSeq,
+        startBlock: full ? this.state.initialSync.cursorBlock : 0,
+        skipZeroBlocks: full && !this.state.initialSync.sendZeros,
+        tag: tagged ? { kind: frozen ? 'app' : 'crash' } : undefined,
+        onReadDone: thaw,
+        onAck: async ({ nextSeq, cursorBlock }) => {
+          this.state.nextSeq = nextSeq;
+          if (full) this.state.initialSync.cursorBlock = cursorBlock;
+          await saveDiskState(this.dir, this.state);
+        },
+        onProgress: (done, total) => {
+          this.doneBytes = done;
+          this.o.onEvent?.({ type: 'progress', disk: this.o.disk, phase: this.phase, doneBytes: done, totalBytes: total });
+        },
+        signal: this.o.signal,
+      });
+    } finally {
+      await thaw();
+    }
+    this.state.nextSeq = result.nextSeq;
+    if (result.pointSeq !== undefined) this.state.lastPointSeq = result.pointSeq;
+    this.state.lastScanTime = new Date().toISOString();
+    await saveDiskState(this.dir, this.state);
+    const seconds = (Date.now() - started) / 1000;
+    this.log.info('scan complete', { kind, changedBlocks: result.changedBlocks, sentBytes: result.sentBytes, pointSeq: result.pointSeq, seconds });
+    this.o.onEvent?.({ type: 'pass', disk: this.o.disk, kind, result, seconds, consistent: frozen });
+  }
+}
+
+export { BLOCK_BYTES };
