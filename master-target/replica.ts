@@ -1,0 +1,76 @@
+/**
+ * The replica: a sparse file holding the disk at the newest committed seq. Reads past its
+ * end give zeros; zeroing writes in bounded chunks.
+ */
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** Largest piece read or written in one call. */
+export const CHUNK_BYTES = 1024 * 1024;
+/** A buffer of zeros, CHUNK_BYTES long, never written to. */
+export const ZEROS = Buffer.alloc(CHUNK_BYTES);
+
+export function isAllZero(b: Buffer): boolean {
+  for (let at = 0; at < b.length; at += CHUNK_BYTES) {
+    const n = Math.min(CHUNK_BYTES, b.length - at);
+    if (!b.subarray(at, at + n).equals(ZEROS.subarray(0, n))) return false;
+  }
+  return true;
+}
+
+/** A random-access disk image file (the replica, or an export's copy). */
+export class ImageFile {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    public sizeBytes: number,
+  ) {}
+
+  /** Opens `path` for reading and writing, creating it empty when missing. */
+  static async open(path: string): Promise<ImageFile> {
+    const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    const { size } = await fh.stat();
+    return new ImageFile(path, fh, size);
+  }
+
+  /** `length` bytes at `offset`; bytes past the end of the file read as zeros. */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    const inFile = Math.max(0, Math.min(length, this.sizeBytes - offset));
+    let done = 0;
+    while (done < inFile) {
+      const { bytesRead } = await this.fh.read(out, done, inFile - done, offset + done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
+      done += bytesWritten;
+    }
+    if (offset + data.length > this.sizeBytes) this.sizeBytes = offset + data.length;
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    for (let at = 0; at < length; at += CHUNK_BYTES) {
+      await this.write(offset + at, ZEROS.subarray(0, Math.min(CHUNK_BYTES, length - at)));
+    }
+  }
+
+  async resize(bytes: number): Promise<void> {
+    await this.fh.truncate(bytes);
+    this.sizeBytes = bytes;
+  }
+
+  async sync(): Promise<void> {
+    await this.fh.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.fh.close();
+  }
+}

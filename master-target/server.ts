@@ -1,0 +1,105 @@
+/**
+ * Starting a master target: open the data directory (recovering every stream), serve the
+ * HTTP API, and run retention in the background. Signals are the caller's business.
+ */
+import { mkdir } from 'node:fs/promises';
+import type { Hono } from 'hono';
+import { loadHashing } from '../core/hash.ts';
+import { serve } from '../core/http/serve.ts';
+import { createLogger, type Logger } from '../core/log.ts';
+import { createApp } from './http.ts';
+import { DEFAULT_SEGMENT_BYTES, Retainer, retentionIntervalMs, segmentMaxAgeMs } from './retention.ts';
+import { StreamStore } from './store.ts';
+
+export interface MasterTargetOptions {
+  /** Where replicas and journals live (created if missing). */
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Bearer token every request but /healthz must carry; none means no check. */
+  token?: string;
+  /** How far back recovery points reach. */
+  retentionSeconds: number;
+  log?: Logger;
+  /** Segment rollover size. @default 64 MiB */
+  segmentBytes?: number;
+  /** Segment rollover age. @default an eighth of the window, 1 s to 1 h */
+  segmentMaxAgeMs?: number;
+  /** How often retention runs. @default a tenth of the window, 1 s to 1 min */
+  retentionIntervalMs?: number;
+  /** Clock for the retention window (tests). @default Date.now */
+  now?: () => number;
+}
+
+export interface MasterTarget {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The master target without a listener: its Hono app and its parts (tests use `app.request`). */
+export interface MasterTargetApp {
+  app: Hono;
+  store: StreamStore;
+  retainer: Retainer;
+  close(): Promise<void>;
+}
+
+/** Opens the data directory and builds the app; retention runs until `close()`. */
+export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 'port'>): Promise<MasterTargetApp> {
+  await loadHashing();
+  const log = opts.log ?? createLogger('master-target');
+  await mkdir(opts.dataDir, { recursive: true });
+  const retainer = new Retainer(opts.retentionSeconds, opts.now ?? Date.now, log);
+  const store = await StreamStore.open(
+    opts.dataDir,
+    {
+      segmentBytes: opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES,
+      segmentMaxAgeMs: opts.segmentMaxAgeMs ?? segmentMaxAgeMs(opts.retentionSeconds),
+      onRollover: (s) => void retainer.retain(s),
+    },
+    log,
+  );
+  await retainer.runOnce(store);
+  retainer.start(store, opts.retentionIntervalMs ?? retentionIntervalMs(opts.retentionSeconds));
+  const app = createApp({ store, retainer, token: opts.token, log });
+  return {
+    app,
+    store,
+    retainer,
+    close: async () => {
+      await retainer.stop();
+      await store.close();
+    },
+  };
+}
+
+/**
+ * Starts a master target on `host:port` and resolves once it listens.
+ *
+ * @example
+ * const mt = await startMasterTarget({ dataDir: '/var/lib/tidemark', host: '0.0.0.0', port: 7402, retentionSeconds: 86400 });
+ * // ... later
+ * await mt.close();
+ */
+export async function startMasterTarget(opts: MasterTargetOptions): Promise<MasterTarget> {
+  const log = opts.log ?? createLogger('master-target');
+  const mt = await openMasterTarget({ ...opts, log });
+  let listening;
+  try {
+    listening = await serve(mt.app, { host: opts.host, port: opts.port });
+  } catch (err) {
+    await mt.close();
+    throw err;
+  }
+  log.info('master target listening', { url: listening.url, dataDir: opts.dataDir, retentionSeconds: opts.retentionSeconds, auth: opts.token ? 'token' : 'none' });
+  return {
+    url: listening.url,
+    port: listening.port,
+    close: async () => {
+      await listening.close();
+      await mt.close();
+    },
+  };
+}
