@@ -1,0 +1,37 @@
+import { parseListen } from '../../core/http/serve.ts';
+import { createLogger } from '../../core/log.ts';
+import { startMasterTarget } from '../../master-target/server.ts';
+import { parse, required, optional, parseDurationSeconds } from '../args.ts';
+import { runUntilSignal } from '../run-until-signal.ts';
+import type { Command } from './command.ts';
+
+export const masterTargetCommand: Command = {
+  name: 'master-target',
+  summary: 'run a master target: replica disks, undo journal, recovery points',
+  help: `Usage: tidemark master-target --data DIR --listen HOST:PORT [--retention DURATION] [--token TOKEN]
+
+Holds the replica disks and the undo journal at the secondary site, and serves recovery
+points and exports to the CLI.
+
+  --data DIR          where replicas and journals live (created if missing)
+  --listen HOST:PORT  address to serve on, e.g. 0.0.0.0:7402
+  --retention D       how far back recovery points reach (default 24h; e.g. 90m, 7d)
+  --token TOKEN       require this bearer token (default: $TIDEMARK_TOKEN)
+`,
+  async run(argv, env) {
+    const { values } = parse('master-target', argv, {
+      data: { type: 'string' }, listen: { type: 'string' }, retention: { type: 'string' }, token: { type: 'string' },
+    });
+    const listen = parseListen(required('master-target', values, 'listen'));
+    const mt = await startMasterTarget({
+      dataDir: required('master-target', values, 'data'),
+      host: listen.host,
+      port: listen.port,
+      token: optional(values, 'token') ?? env.token,
+      retentionSeconds: parseDurationSeconds('retention', optional(values, 'retention') ?? '24h'),
+      log: createLogger('master-target', { level: env.logLevel }),
+    });
+    process.stdout.write(`master target listening on ${mt.url}\n`);
+    return runUntilSignal(() => mt.close());
+  },
+};

@@ -1,0 +1,61 @@
+/** The `tidemark` command: dispatches to one command per file under commands/. */
+import { TidemarkError } from '../core/errors.ts';
+import { readEnvironment } from './config.ts';
+import type { Command } from './commands/command.ts';
+import { masterTargetCommand } from './commands/master-target.ts';
+import { processServerCommand } from './commands/process-server.ts';
+import { agentCommand } from './commands/agent.ts';
+import { pointsCommand } from './commands/points.ts';
+import { exportCommand } from './commands/export.ts';
+import { statusCommand } from './commands/status.ts';
+import { upCommand } from './commands/up.ts';
+import { demoCommand } from './commands/demo.ts';
+
+const COMMANDS: Command[] = [
+  upCommand, demoCommand, agentCommand, processServerCommand, masterTargetCommand, statusCommand, pointsCommand, exportCommand,
+];
+
+function usage(): string {
+  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `Usage: tidemark COMMAND [OPTIONS]
+
+Tidemark keeps servers continuously replicated to a secondary site, with point-in-time recovery.
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`).join('\n')}
+
+Run 'tidemark COMMAND --help' for a command's options.
+Environment: TIDEMARK_TOKEN (bearer token between components), TIDEMARK_LOG_LEVEL (debug|info|warn|error).
+`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  if (name === '--version') {
+    process.stdout.write('tidemark 0.1.0\n');
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    process.stderr.write(`tidemark: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest, readEnvironment());
+  } catch (e) {
+    const err = e as Error & { hint?: string; code?: string };
+    process.stderr.write(`tidemark ${name}: ${err.message}\n`);
+    if (err instanceof TidemarkError && err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
+    else if (err.code === 'EADDRINUSE') process.stderr.write('  hint: that address is in use; choose another --listen port\n');
+    else if (!(err instanceof TidemarkError)) process.stderr.write(`${err.stack ?? ''}\n`);
+    return 1;
+  }
+}
