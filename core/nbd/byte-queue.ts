@@ -1,0 +1,84 @@
+/**
+ * Received bytes not yet parsed, kept as the socket's own chunks. Taking bytes that lie in
+ * one chunk returns a view without copying; only a message that straddles chunks is copied,
+ * once, into a buffer of its own size. (Joining every chunk with Buffer.concat cost about a
+ * fifth of the throughput of 4 KiB requests.)
+ */
+export class ByteQueue {
+  private chunks: Buffer[] = [];
+  /** Index in `chunks` of the first chunk with unread bytes. */
+  private first = 0;
+  /** Read position inside `chunks[first]`. */
+  private offset = 0;
+  private bytes = 0;
+
+  /** Unread bytes. */
+  get length(): number {
+    return this.bytes;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+  }
+
+  /** The next `n` bytes (n ≤ length), removed from the queue. */
+  take(n: number): Buffer {
+    if (n > this.bytes) throw new RangeError(`take(${n}) with ${this.bytes} bytes queued`);
+    if (n === 0) return Buffer.alloc(0);
+    const head = this.chunks[this.first];
+    if (head.length - this.offset >= n) {
+      const view = head.subarray(this.offset, this.offset + n);
+      this.advance(n);
+      return view;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[this.first];
+      const count = Math.min(chunk.length - this.offset, n - filled);
+      chunk.copy(out, filled, this.offset, this.offset + count);
+      filled += count;
+      this.advance(count);
+    }
+    return out;
+  }
+
+  /** Drops up to `n` bytes; returns how many were dropped. */
+  skip(n: number): number {
+    let dropped = 0;
+    while (dropped < n && this.bytes > 0) {
+      const chunk = this.chunks[this.first];
+      const count = Math.min(chunk.length - this.offset, n - dropped);
+      this.advance(count);
+      dropped += count;
+    }
+    return dropped;
+  }
+
+  /** Forgets everything queued. */
+  clear(): void {
+    this.chunks = [];
+    this.first = 0;
+    this.offset = 0;
+    this.bytes = 0;
+  }
+
+  private advance(n: number): void {
+    this.bytes -= n;
+    this.offset += n;
+    if (this.offset === this.chunks[this.first].length) {
+      this.first++;
+      this.offset = 0;
+      // Compact now and then rather than shifting the array on every chunk.
+      if (this.first === this.chunks.length) {
+        this.chunks = [];
+        this.first = 0;
+      } else if (this.first >= 64) {
+        this.chunks = this.chunks.slice(this.first);
+        this.first = 0;
+      }
+    }
+  }
+}
