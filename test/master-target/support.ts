@@ -1,0 +1,139 @@
+/**
+ * Test support: a seeded random batch generator and a reference disk that applies records
+ * the obvious way, so that images can be compared with it by hash.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeFrame, FrameFlag, RecordType, type BatchInput, type BatchRecord, type PointKind } from '../../core/wire/frame.ts';
+
+/** A small deterministic PRNG (mulberry32). */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function int(r: () => number, lo: number, hi: number): number {
+  return lo + Math.floor(r() * (hi - lo + 1));
+}
+
+export interface GenOptions {
+  seed: number;
+  batches: number;
+  /** Disk size of the first batches; later batches may grow it to `growToBytes`. */
+  diskBytes: number;
+  growToBytes?: number;
+  maxRecords: number;
+  maxWriteBytes: number;
+  machine?: string;
+  disk?: string;
+  startMs?: number;
+  stepMs?: number;
+}
+
+/** Deterministic batches: overlapping writes (also within a batch), zero, trim, tags, ORDERED frames. */
+export function generateBatches(o: GenOptions): BatchInput[] {
+  const r = rng(o.seed);
+  const out: BatchInput[] = [];
+  let seq = 1;
+  let timeMs = o.startMs ?? Date.UTC(2030, 0, 1);
+  for (let b = 0; b < o.batches; b++) {
+    const diskBytes = o.growToBytes && b >= o.batches / 2 ? o.growToBytes : o.diskBytes;
+    const n = int(r, 1, o.maxRecords);
+    const records: BatchRecord[] = [];
+    const offsets: number[] = [];
+    timeMs += o.stepMs ?? 1000;
+    for (let i = 0; i < n; i++) {
+      const kind = r();
+      const len = int(r, 1, o.maxWriteBytes);
+      // Often reuse an offset from this batch so that records overlap each other.
+      let offset = offsets.length && r() < 0.35 ? offsets[int(r, 0, offsets.length - 1)] + int(r, -4096, 4096) : int(r, 0, diskBytes - 1);
+      offset = Math.max(0, Math.min(offset, diskBytes - len));
+      if (kind < 0.6) {
+        const data = Buffer.alloc(len, int(r, 1, 255));
+        if (r() < 0.5) for (let k = 0; k + 4 <= len; k += 4) data.writeUInt32LE((r() * 2 ** 32) >>> 0, k);
+        records.push({ type: RecordType.WRITE, offset, data });
+      } else if (kind < 0.75) records.push({ type: RecordType.ZERO, offset, lengthBytes: len });
+      else if (kind < 0.85) records.push({ type: RecordType.TRIM, offset, lengthBytes: len });
+      else {
+        const kinds: PointKind[] = ['crash', 'app', 'group', 'bookmark'];
+        records.push({ type: RecordType.TAG, tag: { kind: kinds[int(r, 0, 3)], timeMs: timeMs - 1, name: `p${seq + i}` } });
+        continue;
+      }
+      offsets.push(offset);
+    }
+    out.push({
+      machine: o.machine ?? 'm1',
+      disk: o.disk ?? 'disk0',
+      firstSeq: seq,
+      timeMs,
+      diskBytes,
+      flags: r() < 0.3 ? FrameFlag.ORDERED : 0,
+      records,
+    });
+    seq += n;
+  }
+  return out;
+}
+
+export function frames(batches: BatchInput[]): Buffer[] {
+  return batches.map((b) => encodeFrame(b));
+}
+
+/** The source disk, modelled in memory. */
+export class ReferenceDisk {
+  buf: Buffer;
+  sizeBytes = 0;
+  seq = 0;
+
+  constructor(maxBytes: number) {
+    this.buf = Buffer.alloc(maxBytes);
+  }
+
+  /** Applies records of `batch` up to and including `uptoSeq`. */
+  apply(batch: BatchInput, uptoSeq = Number.POSITIVE_INFINITY): void {
+    this.sizeBytes = Math.max(this.sizeBytes, batch.diskBytes);
+    batch.records.forEach((rec, i) => {
+      const seq = batch.firstSeq + i;
+      if (seq > uptoSeq) return;
+      if (rec.type === RecordType.WRITE) rec.data.copy(this.buf, rec.offset);
+      else if (rec.type === RecordType.ZERO || rec.type === RecordType.TRIM) this.buf.fill(0, rec.offset, rec.offset + rec.lengthBytes);
+      this.seq = seq;
+    });
+  }
+
+  hash(): string {
+    return sha256(this.buf.subarray(0, this.sizeBytes));
+  }
+}
+
+/** sha256 of the disk after records 1..seq of `batches`. */
+export function referenceHash(batches: BatchInput[], seq: number, maxBytes: number): string {
+  const ref = new ReferenceDisk(maxBytes);
+  for (const b of batches) {
+    if (b.firstSeq > seq) break;
+    ref.apply(b, seq);
+  }
+  return ref.hash();
+}
+
+export function sha256(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+export async function tempDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), `tidemark-${prefix}-`));
+  return { path, remove: () => rm(path, { recursive: true, force: true }) };
+}
+
+/** The batches of the crash test (shared by the test and its child process). */
+export function crashBatches(seed: number): BatchInput[] {
+  return generateBatches({ seed, batches: 80, diskBytes: 8 * 1024 * 1024, maxRecords: 12, maxWriteBytes: 512 * 1024 });
+}
