@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNbdServer, fixedExports, openFileExport } from '../../core/nbd/index.ts';
-import type { FileExport, NbdExportSource, NbdLog, NbdServer, NbdServerOptions } from '../../core/nbd/index.ts';
+import type { FileExport, NbdExport, NbdExportSource, NbdLog, NbdServer, NbdServerOptions } from '../../core/nbd/index.ts';
 
 /** A scratch directory removed by `cleanup`. */
 export async function scratchDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
@@ -102,12 +102,56 @@ export function run(command: string, args: string[], timeoutMs = 30_000): Promis
   });
 }
 
-/** Runs qemu-io on a raw NBD URI with the given `-c` commands. */
+/**
+ * Runs qemu-io on a raw NBD URI with the given `-c` commands. The cache mode is writeback:
+ * qemu-io's default (writethrough) would send every write with FUA.
+ */
 export function qemuIo(uri: string, commands: string[], extra: string[] = []): Promise<RunResult> {
-  return run('qemu-io', ['-f', 'raw', ...extra, uri, ...commands.flatMap((c) => ['-c', c])]);
+  return run('qemu-io', ['-f', 'raw', '-t', 'writeback', ...extra, uri, ...commands.flatMap((c) => ['-c', c])]);
 }
 
 /** A string for assertion messages: what the command printed. */
 export function describeRun(r: RunResult): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+export interface SpyCall {
+  op: 'read' | 'write' | 'flush' | 'trim' | 'writeZeroes';
+  offset?: number;
+  length?: number;
+  fua?: boolean;
+  mayTrim?: boolean;
+}
+
+/** Wraps an export and records every call the server makes, then delegates. */
+export function spyExport(exp: NbdExport): { exp: NbdExport; calls: SpyCall[] } {
+  const calls: SpyCall[] = [];
+  const spied: NbdExport = {
+    name: exp.name,
+    description: exp.description,
+    sizeBytes: exp.sizeBytes,
+    readOnly: exp.readOnly,
+    multiConn: exp.multiConn,
+    read(offset, length) {
+      calls.push({ op: 'read', offset, length });
+      return exp.read(offset, length);
+    },
+    write(offset, data, fua) {
+      calls.push({ op: 'write', offset, length: data.length, fua });
+      return exp.write(offset, data, fua);
+    },
+    flush() {
+      calls.push({ op: 'flush' });
+      return exp.flush();
+    },
+    trim(offset, length, fua) {
+      calls.push({ op: 'trim', offset, length, fua });
+      return exp.trim(offset, length, fua);
+    },
+    writeZeroes(offset, length, fua, mayTrim) {
+      calls.push({ op: 'writeZeroes', offset, length, fua, mayTrim });
+      return exp.writeZeroes(offset, length, fua, mayTrim);
+    },
+  };
+  return { exp: spied, calls };
 }
