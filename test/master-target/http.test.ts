@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../core/log.ts';
 import { encodeFrame, RecordType } from '../../core/wire/frame.ts';
@@ -13,6 +15,10 @@ const batches = generateBatches({ seed: 3, batches: 12, diskBytes: 8 * MiB, maxR
 
 function post(mt: MasterTargetApp, body: Buffer, path = '/v1/streams/m1/disk0/batches', headers: Record<string, string> = auth) {
   return mt.app.request(path, { method: 'POST', body, headers: { ...headers, 'content-type': 'application/octet-stream' } });
+}
+
+async function json(res: Response): Promise<any> {
+  return res.json();
 }
 
 function resign(frame: Buffer): Buffer {
@@ -34,13 +40,13 @@ describe('master target HTTP API', () => {
   });
 
   it('answers healthz without a token and 401 without or with a wrong token', async () => {
-    assert.deepEqual(await (await mt.app.request('/healthz')).json(), { ok: true });
+    assert.deepEqual(await json(await mt.app.request('/healthz')), { ok: true });
     assert.equal((await mt.app.request('/v1/streams/m1/disk0')).status, 401);
     const wrong = await mt.app.request('/v1/streams/m1/disk0', { headers: { authorization: 'Bearer nope' } });
     assert.equal(wrong.status, 401);
-    assert.match((await wrong.json()).error, /token/);
+    assert.match((await json(wrong)).error, /token/);
     assert.equal((await post(mt, encodeFrame(batches[0]), undefined, {})).status, 401);
-    assert.deepEqual(await (await mt.app.request('/v1/streams/m1/disk0', { headers: auth })).json(), { machine: 'm1', disk: 'disk0', nextSeq: 1 });
+    assert.deepEqual(await json(await mt.app.request('/v1/streams/m1/disk0', { headers: auth })), { machine: 'm1', disk: 'disk0', nextSeq: 1 });
   });
 
   it('refuses each kind of bad frame with 400 and its reason, storing nothing', async () => {
@@ -62,7 +68,7 @@ describe('master target HTTP API', () => {
     for (const [what, body, reason] of cases) {
       const res = await post(mt, body);
       assert.equal(res.status, 400, what);
-      const j = await res.json();
+      const j = await json(res);
       assert.equal(j.reason, reason, what);
       assert.ok(j.error, what);
     }
@@ -78,38 +84,38 @@ describe('master target HTTP API', () => {
   it('applies in order, answers duplicates with 200 and gaps with 409', async () => {
     const gap = await post(mt, encodeFrame(batches[1]));
     assert.equal(gap.status, 409);
-    assert.equal((await gap.json()).nextSeq, 1);
+    assert.equal((await json(gap)).nextSeq, 1);
     for (const b of batches) {
       const res = await post(mt, encodeFrame(b));
       assert.equal(res.status, 200);
-      assert.deepEqual(await res.json(), { nextSeq: b.firstSeq + b.records.length });
+      assert.deepEqual(await json(res), { nextSeq: b.firstSeq + b.records.length });
     }
     const nextSeq = batches.at(-1)!.firstSeq + batches.at(-1)!.records.length;
     const dup = await post(mt, encodeFrame(batches[4]));
     assert.equal(dup.status, 200);
-    assert.deepEqual(await dup.json(), { nextSeq, duplicate: true });
+    assert.deepEqual(await json(dup), { nextSeq, duplicate: true });
     const ahead = await post(mt, encodeFrame({ ...batches[0], firstSeq: nextSeq + 3 }));
     assert.equal(ahead.status, 409);
-    assert.equal((await ahead.json()).nextSeq, nextSeq);
+    assert.equal((await json(ahead)).nextSeq, nextSeq);
     const overlap = await post(mt, encodeFrame({ ...batches[0], firstSeq: nextSeq - 1, records: [batches[0].records[0], batches[0].records[0]] }));
     assert.equal(overlap.status, 409);
-    const machines = await (await mt.app.request('/v1/machines', { headers: auth })).json();
+    const machines = await json(await mt.app.request('/v1/machines', { headers: auth }));
     assert.deepEqual(machines, { machines: [{ machine: 'm1', disks: [{ disk: 'disk0', diskBytes: 8 * MiB, appliedSeq: nextSeq - 1 }] }] });
   });
 
   it('lists points oldest first with paging, and answers 404 for unknown disks and points', async () => {
     const res = await mt.app.request('/v1/machines/m1/disks/disk0/points', { headers: auth });
-    const { points } = await res.json();
+    const { points } = await json(res);
     const tags = batches.flatMap((b) => b.records.map((r, i) => [r, b.firstSeq + i] as const)).filter(([r]) => r.type === RecordType.TAG);
     assert.ok(points.length >= tags.length);
     for (let i = 1; i < points.length; i++) assert.ok(points[i].seq > points[i - 1].seq);
     for (const p of points) assert.deepEqual(Object.keys(p).filter((k) => k !== 'name').sort(), ['consistent', 'id', 'kind', 'seq', 'time']);
-    const page = await (await mt.app.request(`/v1/machines/m1/disks/disk0/points?since=${points[0].seq}&limit=2`, { headers: auth })).json();
+    const page = await json(await mt.app.request(`/v1/machines/m1/disks/disk0/points?since=${points[0].seq}&limit=2`, { headers: auth }));
     assert.deepEqual(page.points, points.slice(1, 3));
     assert.equal((await mt.app.request('/v1/machines/m1/disks/nope/points', { headers: auth })).status, 404);
     const missing = await mt.app.request('/v1/machines/m1/disks/disk0/image?at=999999', { headers: auth });
     assert.equal(missing.status, 404);
-    assert.match((await missing.json()).hint, /points/);
+    assert.match((await json(missing)).hint, /points/);
     assert.equal((await mt.app.request('/v1/machines/m1/disks/disk0/image?at=yesterday-ish', { headers: auth })).status, 400);
   });
 });
@@ -138,6 +144,9 @@ describe('master target over a real socket', () => {
         assert.equal(sha256(body), referenceHash(batches, got, 8 * MiB), `image at ${at}`);
       }
       assert.equal((await fetch(`${mt.url}/v1/machines`)).status, 401);
+      // Export copies are deleted once streamed.
+      for (let i = 0; i < 50 && (await readdir(join(dir.path, 'tmp'))).length; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(await readdir(join(dir.path, 'tmp')), []);
     } finally {
       await mt.close();
       await dir.remove();
