@@ -1,0 +1,175 @@
+/**
+ * The site protocol, version 1: what process servers, master targets and agents send to the
+ * control plane and the commands they receive from it (docs/control-plane-api.md). The
+ * control plane validates with these schemas; sites use the inferred types.
+ */
+import { z } from 'zod';
+
+export const SITE_PROTOCOL_VERSION = 1;
+
+export const SITE_ROLES = ['process-server', 'master-target', 'agent'] as const;
+export type SiteRole = (typeof SITE_ROLES)[number];
+
+export const STREAM_STATES = [
+  'INITIAL_SYNC', 'CONTINUOUS', 'BACKLOG', 'RESYNC', 'PAUSED', 'STALLED', 'DISCONNECTED', 'FAILED_OVER', 'REPROTECTING',
+] as const;
+export type StreamStateName = (typeof STREAM_STATES)[number];
+
+const label = z.string().min(1).max(128);
+
+export const EnrollRequest = z.object({
+  registrationKey: z.string().min(1).max(256),
+  role: z.enum(SITE_ROLES),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, dot, dash or underscore'),
+  siteName: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, dot, dash or underscore'),
+  /** Process servers and master targets: the URL their peers use to reach them. */
+  url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  softwareVersion: z.string().max(64).optional(),
+  /** Agents: the machine's identity and its disks. */
+  hostname: z.string().max(253).optional(),
+  os: z.string().max(128).optional(),
+  disks: z.array(z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), sizeBytes: z.number().int().nonnegative() })).max(64).optional(),
+});
+export type EnrollRequest = z.infer<typeof EnrollRequest>;
+
+export interface EnrollResponse {
+  vaultId: string;
+  siteId: string;
+  role: SiteRole;
+  /** The bearer credential of this component; shown once, store it (mode 0600). */
+  credential: string;
+  /** Process servers and master targets. */
+  serverId?: string;
+  /** Agents. */
+  machineId?: string;
+  disks?: { id: string; name: string; sizeBytes: number }[];
+}
+
+export const RecoveryPointRef = z.object({
+  time: z.iso.datetime(),
+  seq: z.number().int().nonnegative().optional(),
+  kind: z.enum(['crash-consistent', 'app-consistent', 'group', 'bookmark']).optional(),
+});
+export type RecoveryPointRef = z.infer<typeof RecoveryPointRef>;
+
+export const DiskReport = z.object({
+  machineId: z.string().max(64),
+  diskId: z.string().max(64),
+  state: z.enum(STREAM_STATES),
+  lagSeconds: z.number().nonnegative(),
+  backlogBytes: z.number().int().nonnegative(),
+  latestPoint: RecoveryPointRef.optional(),
+});
+export type DiskReport = z.infer<typeof DiskReport>;
+
+export const Heartbeat = z.object({
+  softwareVersion: z.string().max(64).optional(),
+  disks: z.array(DiskReport).max(1000),
+});
+export type Heartbeat = z.infer<typeof Heartbeat>;
+
+export const JOB_EVENT_TYPES = ['progress', 'machine-ready', 'machine-failed', 'machine-cleaned'] as const;
+
+export const Check = z.object({ name: label, passed: z.boolean(), detail: z.string().max(2048).optional() });
+
+export const JobEvent = z.object({
+  jobId: z.string().max(64),
+  machineId: z.string().max(64),
+  type: z.enum(JOB_EVENT_TYPES),
+  message: z.string().max(1024).optional(),
+  /** machine-ready: the recovery point the machine was brought up at. */
+  point: RecoveryPointRef.optional(),
+  /** machine-ready: boot checks and their results. */
+  checks: z.array(Check).max(50).optional(),
+  /** machine-ready: evidence, the tail of the booted machine's console (at most 64 KiB). */
+  consoleLog: z.string().max(65536).optional(),
+  /** machine-failed: what went wrong. */
+  error: z.string().max(2048).optional(),
+});
+export type JobEvent = z.infer<typeof JobEvent>;
+
+export const JobEvents = z.object({ events: z.array(JobEvent).min(1).max(50) });
+
+export interface MachineSpec {
+  id: string;
+  name: string;
+  hostname: string;
+  disks: { id: string; name: string; sizeBytes: number }[];
+}
+
+export interface PolicySpec {
+  id: string;
+  rpoThresholdSeconds: number;
+  retentionSeconds: number;
+  appConsistentIntervalSeconds: number | null;
+  bandwidthLimitBytesPerSecond: number | null;
+}
+
+export interface ServerRef {
+  id: string;
+  url: string | null;
+}
+
+export interface PlanActionSpec {
+  name: string;
+  kind: 'script';
+  script: string;
+  timeoutSeconds: number;
+}
+
+interface CommandBase {
+  v: 1;
+  id: string;
+  issuedAt: string;
+}
+
+/** Sent to the process server and the master target of a machine when protection starts. */
+export interface ProtectionEnableCommand extends CommandBase {
+  type: 'protection.enable';
+  machine: MachineSpec;
+  policy: PolicySpec;
+  processServer: ServerRef;
+  masterTarget: ServerRef;
+}
+
+export interface ProtectionDisableCommand extends CommandBase {
+  type: 'protection.disable';
+  machineId: string;
+}
+
+/** Sent to a master target: bring these machines of one plan group up. */
+export interface FailoverStartCommand extends CommandBase {
+  type: 'failover.start';
+  jobId: string;
+  mode: 'test' | 'failover';
+  groupIndex: number;
+  point: 'latest';
+  bootCheck: boolean;
+  machines: MachineSpec[];
+  preActions: PlanActionSpec[];
+  postActions: PlanActionSpec[];
+}
+
+/** Sent to a master target: tear down what a test failover brought up. */
+export interface TestFailoverCleanupCommand extends CommandBase {
+  type: 'test-failover.cleanup';
+  jobId: string;
+  testFailoverJobId: string;
+  machineIds: string[];
+}
+
+export type SiteCommand = ProtectionEnableCommand | ProtectionDisableCommand | FailoverStartCommand | TestFailoverCleanupCommand;
+export type SiteCommandType = SiteCommand['type'];
+
+/** One command as polled: acknowledge it with its `receipt` once it is carried out. */
+export interface PolledCommand {
+  receipt: string;
+  receiveCount: number;
+  command: SiteCommand;
+}
+
+export interface AgentAssignment {
+  machineId: string;
+  disks: { id: string; name: string; sizeBytes: number }[];
+  processServer: ServerRef | null;
+}
