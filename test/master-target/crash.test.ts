@@ -14,7 +14,7 @@ import { crashBatches, int, referenceHash, rng, sha256, tempDir } from './suppor
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/apply-loop.ts', import.meta.url));
 const SEED = 42;
-const KILLS = 10;
+const KILLS = 8;
 const MAX_BYTES = 8 * 1024 * 1024;
 
 let dir: { path: string; remove(): Promise<void> };
@@ -65,7 +65,7 @@ it('survives kill -9 at random moments: nothing acknowledged is lost, the replic
   let ackedEver = 0;
   let midBatch = 0;
   for (let round = 0; round < KILLS; round++) {
-    const { acked, done } = await runAndKill(int(r, 20, 300));
+    const { acked, done } = await runAndKill(int(r, 20, 250));
     ackedEver = Math.max(ackedEver, acked);
     const stream = await openStream();
     const applied = stream.nextSeq - 1;

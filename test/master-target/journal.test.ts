@@ -57,7 +57,7 @@ describe('journal apply and point-in-time export', () => {
   after(() => dir.remove());
 
   it('rebuilds the exact disk at every seq, across overlaps, zero, trim, growth and reopen', async () => {
-    const batches = generateBatches({ seed: 7, batches: 30, diskBytes: 2 * MiB, growToBytes: 4 * MiB, maxRecords: 8, maxWriteBytes: 200 * 1024 });
+    const batches = generateBatches({ seed: 7, batches: 24, diskBytes: 2 * MiB, growToBytes: 4 * MiB, maxRecords: 8, maxWriteBytes: 200 * 1024 });
     const hashes = hashesBySeq(batches, 4 * MiB);
     const tmp = join(dir.path, 'tmp');
     await import('node:fs/promises').then((fs) => fs.mkdir(tmp, { recursive: true }));
