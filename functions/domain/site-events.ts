@@ -10,10 +10,13 @@ import { evaluateMachineAlerts } from './alerts.ts';
 import { advanceDrill } from './drills.ts';
 import { applyJobEvent } from './jobs.ts';
 import { isId } from './ids.ts';
+import type { ReceivedMessage } from '../queue/message-queue.ts';
 import { keys } from './keys.ts';
 import { Machine, Policy, Server } from './records.ts';
 
 export const SITE_EVENT_FORMAT_VERSION = 1;
+/** A received report not applied within this long is offered again. */
+export const SITE_EVENT_VISIBILITY_SECONDS = 60;
 
 export type SiteEventMessage =
   | { v: 1; kind: 'heartbeat'; vaultId: string; serverId: string; receivedAt: string; heartbeat: Heartbeat }
@@ -84,26 +87,29 @@ async function applyHeartbeat(ctx: Context, vaultId: string, serverId: string, r
 }
 
 /**
- * Receives and applies site events until the queue is empty (or `maxMessages` were handled).
- * A message that fails is left for redelivery and, after repeated failures, dead-letters.
+ * Applies received site-event messages and acknowledges each one that applied. A message
+ * that fails is left for redelivery and, after repeated failures, dead-letters.
  */
-export async function drainSiteEvents(ctx: Context, options: { maxMessages?: number; waitSeconds?: number; signal?: AbortSignal } = {}): Promise<number> {
+export async function applyReceivedSiteEvents(ctx: Context, messages: ReceivedMessage[]): Promise<void> {
+  for (const m of messages) {
+    try {
+      await applySiteEvent(ctx, parseSiteEvent(m.body));
+      await ctx.siteEvents.delete(m.receipt);
+    } catch (err) {
+      ctx.log.error('site event failed', { messageId: m.messageId, receiveCount: m.receiveCount, error: err as Error });
+    }
+  }
+}
+
+/** Receives and applies site events until the queue is empty or `maxMessages` were handled. */
+export async function drainSiteEvents(ctx: Context, options: { maxMessages?: number; signal?: AbortSignal } = {}): Promise<number> {
   const max = options.maxMessages ?? 1000;
   let handled = 0;
-  let wait = options.waitSeconds ?? 0;
   while (handled < max) {
-    const batch = await ctx.siteEvents.receive({ maxMessages: 10, waitSeconds: wait, visibilityTimeoutSeconds: 60, signal: options.signal });
-    wait = 0;
+    const batch = await ctx.siteEvents.receive({ maxMessages: 10, visibilityTimeoutSeconds: SITE_EVENT_VISIBILITY_SECONDS, signal: options.signal });
     if (batch.length === 0) break;
-    for (const m of batch) {
-      try {
-        await applySiteEvent(ctx, parseSiteEvent(m.body));
-        await ctx.siteEvents.delete(m.receipt);
-      } catch (err) {
-        ctx.log.error('site event failed', { messageId: m.messageId, receiveCount: m.receiveCount, error: err as Error });
-      }
-      handled++;
-    }
+    await applyReceivedSiteEvents(ctx, batch);
+    handled += batch.length;
   }
   return handled;
 }
