@@ -113,8 +113,8 @@ export class DiskAgent {
       await saveDiskState(this.dir, this.state);
       this.log.info(`${this.phase === 'RESYNC' ? 'resync' : 'initial sync'} complete`, { diskBytes: this.src.sizeBytes });
     }
-    await this.pass('rescan');
     this.phase = 'CONTINUOUS';
+    await this.pass('rescan');
     await sleep(this.o.intervalSeconds * 1000, this.o.signal);
   }
 

@@ -4,7 +4,7 @@
  */
 import { FrameError } from '../errors.ts';
 import { xxh64Of } from '../hash.ts';
-import { compressIfSmaller, decompress } from '../lz4.ts';
+import { compressIfWorthwhile, decompress } from '../lz4.ts';
 
 export const FRAME_MAGIC = Buffer.from('TDMK', 'latin1');
 export const FRAME_VERSION = 1;
@@ -114,7 +114,7 @@ export function encodeFrame(input: BatchInput): Buffer {
       case RecordType.WRITE: {
         offset = r.offset;
         lengthBytes = r.data.length;
-        const packed = compress ? compressIfSmaller(r.data) : undefined;
+        const packed = compress ? compressIfWorthwhile(r.data) : undefined;
         if (packed) {
           payload = packed;
           flags |= RECORD_FLAG_LZ4;
