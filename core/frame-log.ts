@@ -1,0 +1,215 @@
+/**
+ * An append-only log of frames in segment files: the process server's spool and the agent's
+ * change log. Frames are self-delimiting and self-checking (docs/wire-format.md), so recovery
+ * reads every segment, keeps the contiguous intact prefix and cuts a torn tail.
+ *
+ * Appends are synchronous (one `write` call, no fsync) so that a caller can order an append
+ * with other synchronous work, e.g. the write it records; `sync()` makes everything appended
+ * so far durable.
+ */
+import { openSync, readSync, writeSync, fdatasyncSync, ftruncateSync, closeSync, fstatSync, readdirSync, unlinkSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { readFrameHeader, verifyFrame, FRAME_HEADER_BYTES, type FrameHeader } from './wire/frame.ts';
+import { syncDir } from './fsutil.ts';
+import type { Logger } from './log.ts';
+
+/** A segment is closed and a new one started once it reaches this size. */
+export const LOG_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+interface Segment {
+  name: string;
+  fd: number;
+  sizeBytes: number;
+  /** Entries of this segment still pending. */
+  live: number;
+  dirty: boolean;
+}
+
+export interface LogEntry {
+  firstSeq: number;
+  lastSeq: number;
+  timeMs: number;
+  flags: number;
+  bytes: number;
+  segment: Segment;
+  offset: number;
+}
+
+export class LogDamagedError extends Error {}
+
+export class FrameLog {
+  private readonly entries: LogEntry[] = [];
+  private readonly segments: Segment[] = [];
+  private pendingBytes = 0;
+  private dirNeedsSync = false;
+
+  private constructor(readonly dir: string, private readonly suffix: string, private readonly log: Logger) {}
+
+  /** Opens (or creates) a log, checking every frame and cutting a torn tail. */
+  static async open(dir: string, suffix: string, log: Logger): Promise<FrameLog> {
+    mkdirSync(dir, { recursive: true });
+    const fl = new FrameLog(dir, suffix, log);
+    const pattern = new RegExp(`^[0-9a-f]{16}\\.${suffix}$`);
+    const names = readdirSync(dir).filter((n) => pattern.test(n)).sort();
+    for (let i = 0; i < names.length; i++) {
+      if (!fl.load(names[i], i === names.length - 1)) {
+        // Later segments cannot continue the stream: keep what is contiguous.
+        for (const rest of names.slice(i + 1)) {
+          log.error('log segment dropped after damage', { dir, segment: rest });
+          unlinkSync(join(dir, rest));
+        }
+        break;
+      }
+    }
+    await syncDir(dir);
+    return fl;
+  }
+
+  private load(name: string, isLast: boolean): boolean {
+    const fd = openSync(join(this.dir, name), 'r+');
+    const size = fstatSync(fd).size;
+    const seg: Segment = { name, fd, sizeBytes: 0, live: 0, dirty: false };
+    let at = 0;
+    let intact = true;
+    const head = Buffer.alloc(FRAME_HEADER_BYTES);
+    while (at < size) {
+      let header: FrameHeader;
+      try {
+        const got = readSync(fd, head, 0, FRAME_HEADER_BYTES, at);
+        const h = readFrameHeader(head.subarray(0, got));
+        if (at + h.totalBytes > size) throw new Error('frame runs past the end of the segment');
+        const frame = Buffer.alloc(h.totalBytes);
+        readSync(fd, frame, 0, h.totalBytes, at);
+        header = verifyFrame(frame);
+        const expected = this.nextSeq;
+        if (expected !== undefined && header.firstSeq !== expected) throw new Error(`frame starts at seq ${header.firstSeq}, expected ${expected}`);
+      } catch (e) {
+        intact = false;
+        const msg = { dir: this.dir, segment: name, offsetBytes: at, sizeBytes: size, error: (e as Error).message };
+        if (isLast) this.log.warn('log: cutting a torn tail (a write that was never acknowledged)', msg);
+        else this.log.error('log: damaged segment; frames after this point are lost', msg);
+        ftruncateSync(fd, at);
+        fdatasyncSync(fd);
+        break;
+      }
+      this.entries.push({ firstSeq: header.firstSeq, lastSeq: header.lastSeq, timeMs: header.timeMs, flags: header.flags, bytes: header.totalBytes, segment: seg, offset: at });
+      seg.live++;
+      this.pendingBytes += header.totalBytes;
+      at += header.totalBytes;
+    }
+    seg.sizeBytes = at;
+    this.segments.push(seg);
+    if (seg.live === 0 && !isLast) this.removeSegment(seg);
+    return intact || isLast;
+  }
+
+  /** Seq after the newest frame, or undefined when the log is empty. */
+  get nextSeq(): number | undefined {
+    const last = this.entries[this.entries.length - 1];
+    return last ? last.lastSeq + 1 : undefined;
+  }
+
+  /** Seq of the oldest pending frame, or undefined when the log is empty. */
+  get firstSeq(): number | undefined {
+    return this.entries[0]?.firstSeq;
+  }
+
+  /** Bytes of frames still pending. */
+  get bytes(): number {
+    return this.pendingBytes;
+  }
+
+  /** Pending entries, oldest first. */
+  pending(): readonly LogEntry[] {
+    return this.entries;
+  }
+
+  /**
+   * Appends a frame that starts at `nextSeq` (when the log is not empty), synchronously and
+   * without fsync. On failure nothing of the frame stays behind.
+   */
+  appendSync(frame: Buffer, header: FrameHeader): void {
+    const expected = this.nextSeq;
+    if (expected !== undefined && header.firstSeq !== expected) throw new RangeError(`log append at seq ${header.firstSeq}, expected ${expected}`);
+    let seg = this.segments[this.segments.length - 1];
+    if (!seg || seg.sizeBytes >= LOG_SEGMENT_BYTES) seg = this.newSegment(header.firstSeq);
+    const at = seg.sizeBytes;
+    try {
+      let written = 0;
+      while (written < frame.length) written += writeSync(seg.fd, frame, written, frame.length - written, at + written);
+    } catch (e) {
+      try {
+        ftruncateSync(seg.fd, at);
+      } catch {
+        // The frame's checksum still keeps a partial write from being read back.
+      }
+      throw e;
+    }
+    seg.sizeBytes = at + frame.length;
+    seg.live++;
+    seg.dirty = true;
+    this.pendingBytes += frame.length;
+    this.entries.push({ firstSeq: header.firstSeq, lastSeq: header.lastSeq, timeMs: header.timeMs, flags: header.flags, bytes: frame.length, segment: seg, offset: at });
+  }
+
+  /** Makes every frame appended so far durable. */
+  async sync(): Promise<void> {
+    for (const s of this.segments) {
+      if (!s.dirty) continue;
+      s.dirty = false;
+      fdatasyncSync(s.fd);
+    }
+    if (this.dirNeedsSync) {
+      this.dirNeedsSync = false;
+      await syncDir(this.dir);
+    }
+  }
+
+  private newSegment(firstSeq: number): Segment {
+    const name = `${firstSeq.toString(16).padStart(16, '0')}.${this.suffix}`;
+    const fd = openSync(join(this.dir, name), 'w+', 0o600);
+    this.dirNeedsSync = true;
+    const seg: Segment = { name, fd, sizeBytes: 0, live: 0, dirty: false };
+    this.segments.push(seg);
+    return seg;
+  }
+
+  /** Reads one pending frame back. */
+  read(entry: LogEntry): Buffer {
+    const buf = Buffer.allocUnsafe(entry.bytes);
+    const got = readSync(entry.segment.fd, buf, 0, entry.bytes, entry.offset);
+    if (got !== entry.bytes) throw new LogDamagedError(`log segment ${entry.segment.name} is shorter than expected`);
+    return buf;
+  }
+
+  /** Forgets every frame whose last seq is at or below `seq`; deletes segments left empty. */
+  dropThrough(seq: number): void {
+    while (this.entries.length && this.entries[0].lastSeq <= seq) {
+      const e = this.entries.shift()!;
+      this.pendingBytes -= e.bytes;
+      e.segment.live--;
+    }
+    for (const seg of [...this.segments]) {
+      if (seg.live > 0) break;
+      this.removeSegment(seg);
+    }
+  }
+
+  private removeSegment(seg: Segment): void {
+    closeSync(seg.fd);
+    unlinkSync(join(this.dir, seg.name));
+    this.segments.splice(this.segments.indexOf(seg), 1);
+    this.dirNeedsSync = true;
+  }
+
+  close(): void {
+    for (const s of this.segments) {
+      try {
+        closeSync(s.fd);
+      } catch {
+        // already closed
+      }
+    }
+    this.segments.length = 0;
+  }
+}
