@@ -152,13 +152,18 @@ export class FrameLog {
     this.entries.push({ firstSeq: header.firstSeq, lastSeq: header.lastSeq, timeMs: header.timeMs, flags: header.flags, bytes: frame.length, segment: seg, offset: at });
   }
 
-  /** Makes every frame appended so far durable. */
-  async sync(): Promise<void> {
+  /** Makes the bytes of every frame appended so far durable (not yet a new segment's name). */
+  syncDataSync(): void {
     for (const s of this.segments) {
       if (!s.dirty) continue;
       s.dirty = false;
       fdatasyncSync(s.fd);
     }
+  }
+
+  /** Makes every frame appended so far durable. */
+  async sync(): Promise<void> {
+    this.syncDataSync();
     if (this.dirNeedsSync) {
       this.dirNeedsSync = false;
       await syncDir(this.dir);

@@ -2,15 +2,12 @@
  * The edge agent in scan mode: one DiskAgent per disk, plus a heartbeat that tells the
  * process server each disk's phase and progress.
  */
-import { requestJson } from '../core/http/client.ts';
 import { loadHashing } from '../core/hash.ts';
 import { diskName, checkName } from '../core/names.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { DiskAgent, type DiskEvent } from './disk-agent.ts';
 import type { FreezeHooks } from './hooks.ts';
-import { sleep } from './uploader.ts';
-
-export const HEARTBEAT_INTERVAL_MS = 5_000;
+import { heartbeatLoop } from './heartbeat.ts';
 
 export interface AgentOptions {
   machine: string;
@@ -34,15 +31,8 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     machine: o.machine, disk: diskName(i), path, stateDir: o.stateDir, processServerUrl: o.processServerUrl, token: o.token,
     intervalSeconds: o.intervalSeconds, hooks: o.hooks, log, signal: o.signal, onEvent: o.onEvent,
   }));
-  const heartbeat = (async () => {
-    while (!o.signal.aborted) {
-      const body = {
-        disks: disks.map((d, i) => ({ disk: diskName(i), phase: d.phase, doneBytes: d.doneBytes, totalBytes: d.totalBytes, intervalSeconds: o.intervalSeconds })),
-      };
-      await requestJson(o.processServerUrl, 'POST', `/v1/agents/${o.machine}/heartbeat`, body, { token: o.token, timeoutMs: 10_000, signal: o.signal }).catch(() => undefined);
-      await sleep(HEARTBEAT_INTERVAL_MS, o.signal).catch(() => undefined);
-    }
-  })();
+  const heartbeat = heartbeatLoop(o, () =>
+    disks.map((d, i) => ({ disk: diskName(i), phase: d.phase, doneBytes: d.doneBytes, totalBytes: d.totalBytes, intervalSeconds: o.intervalSeconds })));
   try {
     await Promise.all(disks.map((d) => d.run()));
   } catch (e) {

@@ -1,7 +1,9 @@
 import { UsageError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
-import { parse, required, optional, parseDurationSeconds, parseUrl } from '../args.ts';
+import { runTapAgent, DEFAULT_MAX_LOG_BYTES } from '../../edge-agent/tap/tap-agent.ts';
+import { parseListen } from '../../core/http/serve.ts';
+import { parse, required, optional, parseDurationSeconds, parseUrl, parseBytes } from '../args.ts';
 import { progressPrinter } from './progress.ts';
 import type { Command } from './command.ts';
 
@@ -10,17 +12,27 @@ export const agentCommand: Command = {
   summary: 'protect disks of this machine: stream their changes to a process server',
   help: `Usage: tidemark agent --state DIR --process-server URL --machine NAME --disk PATH [--disk PATH ...]
                       --mode scan --interval SECONDS [--freeze-cmd CMD] [--thaw-cmd CMD] [--token TOKEN]
+       tidemark agent --state DIR --process-server URL --machine NAME --disk PATH [--disk PATH ...]
+                      --mode tap --nbd HOST:PORT [--max-log-bytes SIZE] [--token TOKEN]
 
 Protects files or block devices. Disks are named disk0, disk1, ... in the order given.
-The initial sync skips zero blocks and resumes where it stopped; then every interval the
-disks are rescanned and only changed 64 KiB blocks are sent. Each scan is a recovery point.
+
+scan: the initial sync skips zero blocks and resumes where it stopped; then every interval
+the disks are rescanned and only changed 64 KiB blocks are sent. Each scan is a recovery point.
+
+tap: each disk is served over NBD (export names disk0, disk1, ...) to its consumer, e.g. a
+QEMU guest with -drive file=nbd://HOST:PORT/disk0. Every write is recorded in order before it
+is acknowledged; once the initial sync is done, every write boundary is a recovery point.
+When the change log fills, changed blocks are tracked in a bitmap and resynced.
 
   --state DIR           the agent's own state (cursor, block-hash manifest); keep it across restarts
   --process-server URL  e.g. http://ps.local:7401
   --machine NAME        this machine's name in Tidemark
   --disk PATH           a file or block device to protect (repeat for more disks)
-  --mode scan           capture mode (scan: periodic block-hash comparison)
-  --interval SECONDS    time between scans (e.g. 30, 5m)
+  --mode scan|tap       capture mode (default scan)
+  --interval SECONDS    scan: time between scans (e.g. 30, 5m)
+  --nbd HOST:PORT       tap: where to serve the disks over NBD
+  --max-log-bytes SIZE  tap: bound of each disk's change log (default ${DEFAULT_MAX_LOG_BYTES / 1024 ** 3}G)
   --freeze-cmd CMD      run before each scan (fsfreeze, a database flush); the point is then app-consistent
   --thaw-cmd CMD        run after each scan's reads, even if the scan failed
   --token TOKEN         bearer token for the process server (default: $TIDEMARK_TOKEN)
@@ -30,15 +42,42 @@ disks are rescanned and only changed 64 KiB blocks are sent. Each scan is a reco
       state: { type: 'string' }, 'process-server': { type: 'string' }, machine: { type: 'string' },
       disk: { type: 'string', multiple: true }, mode: { type: 'string' }, interval: { type: 'string' },
       'freeze-cmd': { type: 'string' }, 'thaw-cmd': { type: 'string' }, token: { type: 'string' },
+      nbd: { type: 'string' }, 'max-log-bytes': { type: 'string' },
     });
     const disks = (values.disk as string[] | undefined) ?? [];
     if (disks.length === 0) throw new UsageError('agent: give at least one --disk PATH', { hint: "see 'tidemark agent --help'" });
     const mode = optional(values, 'mode') ?? 'scan';
-    if (mode !== 'scan') throw new UsageError(`agent: unknown --mode ${mode}`, { hint: 'this build supports --mode scan' });
+    if (mode !== 'scan' && mode !== 'tap') throw new UsageError(`agent: unknown --mode ${mode}`, { hint: 'use --mode scan or --mode tap' });
     const controller = new AbortController();
     const stop = () => controller.abort(new Error('stopped'));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    if (mode === 'tap') {
+      const nbd = parseListen(required('agent', values, 'nbd'));
+      const maxLog = optional(values, 'max-log-bytes');
+      let lastPrint = 0;
+      await runTapAgent({
+        machine: required('agent', values, 'machine'),
+        disks,
+        stateDir: required('agent', values, 'state'),
+        processServerUrl: parseUrl('process server', required('agent', values, 'process-server')),
+        token: optional(values, 'token') ?? env.token,
+        nbdHost: nbd.host,
+        nbdPort: nbd.port,
+        maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
+        log: createLogger('agent', { level: env.logLevel }),
+        signal: controller.signal,
+        onListening: (a) => process.stdout.write(`serving ${disks.length} disk(s) over NBD at nbd://${a.host}:${a.port}/disk0\n`),
+        onProgress: (disk, phase, done, total) => {
+          const now = Date.now();
+          if (now - lastPrint < 1000 && done < total) return;
+          lastPrint = now;
+          if (phase === 'INITIAL_SYNC') process.stdout.write(`${disk}: initial sync ${Math.floor((100 * done) / Math.max(1, total))}%\n`);
+          else process.stdout.write(`${disk}: resync, ${(total / 1024 / 1024).toFixed(1)} MiB of changed blocks left\n`);
+        },
+      });
+      return 0;
+    }
     await runAgent({
       machine: required('agent', values, 'machine'),
       disks,

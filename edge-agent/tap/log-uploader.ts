@@ -1,0 +1,111 @@
+/**
+ * Ships a tap disk's change log to the process server: consecutive log frames of the same
+ * kind are merged into batches of up to 4 MiB, compressed where it pays, sent in order, and
+ * dropped from the log once acknowledged.
+ */
+import { decodeFrame, encodeFrame, recordData, recordTag, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
+import type { Logger } from '../../core/log.ts';
+import { Uploader, SeqConflictError } from '../uploader.ts';
+import type { TapDisk } from './tap-disk.ts';
+
+export const UPLOAD_BATCH_BYTES = 4 * 1024 * 1024;
+const KIND_MASK = FrameFlag.INITIAL_SYNC | FrameFlag.RESYNC | FrameFlag.ORDERED;
+
+export interface LogUploaderOptions {
+  disk: TapDisk;
+  uploader: Uploader;
+  log: Logger;
+  signal: AbortSignal;
+  /** Called with the process server's position after each acknowledgement. */
+  onAck: (nextSeq: number) => Promise<void>;
+}
+
+export class LogUploader {
+  private wakeUp: (() => void) | undefined;
+  /** First seq the process server does not hold (undefined until asked). */
+  serverNextSeq: number | undefined;
+
+  constructor(private readonly o: LogUploaderOptions) {}
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  private async idle(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+    this.wakeUp = undefined;
+  }
+
+  /** Learns the process server's position and reconciles the log with it. */
+  async connect(): Promise<void> {
+    const ps = await this.o.uploader.position();
+    const d = this.o.disk;
+    const logFirst = d.changeLog.firstSeq;
+    if (ps > d.nextSeq) {
+      this.o.log.error('the process server holds sequence numbers this agent never recorded (its state is older than the stream); resending the whole disk', { serverNextSeq: ps, nextSeq: d.nextSeq });
+      d.restartStreamAt(ps);
+    } else if (logFirst !== undefined ? ps < logFirst : ps < d.nextSeq) {
+      this.o.log.error('the process server has lost acknowledged data; resending the whole disk', { serverNextSeq: ps, logFirstSeq: logFirst, nextSeq: d.nextSeq });
+      d.restartStreamAt(ps);
+    } else {
+      d.changeLog.dropThrough(ps - 1);
+    }
+    this.serverNextSeq = ps;
+  }
+
+  async run(): Promise<void> {
+    while (!this.o.signal.aborted) {
+      try {
+        if (this.serverNextSeq === undefined) await this.connect();
+        const sent = await this.sendOne();
+        if (!sent) await this.idle(1000);
+      } catch (e) {
+        if (this.o.signal.aborted) return;
+        if (e instanceof SeqConflictError) {
+          this.o.log.warn('stream position moved; re-reading it', { nextSeq: e.nextSeq });
+          this.serverNextSeq = undefined;
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** Sends the next batch; false when there is nothing to send. */
+  private async sendOne(): Promise<boolean> {
+    const d = this.o.disk;
+    const from = this.serverNextSeq!;
+    const entries = d.changeLog.pending().filter((e) => e.lastSeq >= from);
+    if (entries.length === 0) return false;
+    const kind = entries[0].flags & KIND_MASK;
+    const records: BatchRecord[] = [];
+    let rawBytes = 0;
+    let timeMs = 0;
+    for (const e of entries) {
+      if ((e.flags & KIND_MASK) !== kind || (records.length > 0 && rawBytes + e.bytes > UPLOAD_BATCH_BYTES)) break;
+      const { records: stored } = decodeFrame(d.changeLog.read(e));
+      for (const r of stored) {
+        if (r.seq < from) continue;
+        if (r.type === RecordType.WRITE) records.push({ type: r.type, offset: r.offset, data: recordData(r) });
+        else if (r.type === RecordType.TAG) records.push({ type: r.type, tag: recordTag(r) });
+        else records.push({ type: r.type as RecordType.ZERO | RecordType.TRIM, offset: r.offset, lengthBytes: r.lengthBytes });
+      }
+      rawBytes += e.bytes;
+      timeMs = e.timeMs;
+    }
+    const frame = encodeFrame({ machine: d.o.machine, disk: d.o.disk, firstSeq: from, timeMs, diskBytes: d.sizeBytes, flags: kind, records });
+    const next = await this.o.uploader.send(frame, from);
+    this.serverNextSeq = next;
+    d.changeLog.dropThrough(next - 1);
+    await this.o.onAck(next);
+    return true;
+  }
+}
+

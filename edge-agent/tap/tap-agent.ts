@@ -1,0 +1,146 @@
+/**
+ * The edge agent in tap mode: serves each disk over NBD to its consumer, records every write
+ * in order, and streams the change log to the process server. Every acknowledged write
+ * boundary becomes a recovery point once the initial sync is complete.
+ */
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { loadHashing } from '../../core/hash.ts';
+import { checkName, diskName } from '../../core/names.ts';
+import { createLogger, type Logger } from '../../core/log.ts';
+import { createNbdServer, fixedExports, type NbdServer } from '../../core/nbd/index.ts';
+import { openDisk } from '../disk-source.ts';
+import { Uploader, sleep } from '../uploader.ts';
+import { heartbeatLoop } from '../heartbeat.ts';
+import { TapDisk } from './tap-disk.ts';
+import { LogUploader } from './log-uploader.ts';
+import { loadTapState, newTapState, saveTapState, currentBootId } from './tap-state.ts';
+
+/** Default bound of each disk's change log. */
+export const DEFAULT_MAX_LOG_BYTES = 1024 * 1024 * 1024;
+/** Dirty blocks sent per resync round. */
+const RESYNC_ROUND_BLOCKS = 256;
+/** The initial sync's cursor is saved after this many steps. */
+const CURSOR_SAVE_STEPS = 64;
+
+export interface TapAgentOptions {
+  machine: string;
+  disks: string[];
+  stateDir: string;
+  processServerUrl: string;
+  token?: string;
+  nbdHost: string;
+  nbdPort: number;
+  maxLogBytes: number;
+  log?: Logger;
+  signal: AbortSignal;
+  /** Called once the NBD server listens. */
+  onListening?: (address: { host: string; port: number }) => void;
+  onProgress?: (disk: string, phase: string, doneBytes: number, totalBytes: number) => void;
+}
+
+async function openTapDisk(o: TapAgentOptions, index: number, log: Logger): Promise<TapDisk> {
+  const name = diskName(index);
+  const dir = join(o.stateDir, name);
+  await mkdir(dir, { recursive: true });
+  const src = await openDisk(o.disks[index]);
+  const sizeBytes = src.sizeBytes;
+  await src.fh.close();
+  const bootId = currentBootId();
+  let state = loadTapState(dir);
+  let hostCrashed = false;
+  if (state && state.diskBytes !== sizeBytes) {
+    log.warn('disk size changed: starting over with a full sync', { disk: name, wasBytes: state.diskBytes, nowBytes: sizeBytes });
+    state = { ...newTapState(o.disks[index], sizeBytes, bootId), ackedNextSeq: state.ackedNextSeq, initialSync: { done: false, cursorBlock: 0, sendZeros: true } };
+  } else if (state) {
+    hostCrashed = state.bootId !== bootId && !state.cleanShutdown;
+  }
+  state ??= newTapState(o.disks[index], sizeBytes, bootId);
+  state.path = o.disks[index];
+  const disk = await TapDisk.open({ machine: o.machine, disk: name, path: o.disks[index], stateDir: o.stateDir, maxLogBytes: o.maxLogBytes, state, log });
+  if (hostCrashed) {
+    log.warn('the host restarted without stopping the agent: writes that were never flushed may be missing from the log; resending the whole disk', { disk: name });
+    disk.markAllDirty();
+  }
+  state.bootId = bootId;
+  state.cleanShutdown = false;
+  await saveTapState(dir, state);
+  return disk;
+}
+
+/** Runs the initial sync and resyncs of one disk, yielding between synchronous steps. */
+async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, dir: string): Promise<void> {
+  let steps = 0;
+  while (!o.signal.aborted) {
+    const s = disk.state;
+    if (lu.serverNextSeq === undefined) {
+      await sleep(100, o.signal).catch(() => undefined);
+      continue;
+    }
+    let progressed = false;
+    if (!s.initialSync.done) {
+      const was = s.initialSync.done;
+      progressed = disk.initialSyncStep();
+      if (progressed) {
+        o.onProgress?.(disk.name, 'INITIAL_SYNC', Math.min(disk.sizeBytes, s.initialSync.cursorBlock * 65536), disk.sizeBytes);
+        if (++steps % CURSOR_SAVE_STEPS === 0 || s.initialSync.done !== was) {
+          disk.changeLog.syncDataSync();
+          await saveTapState(dir, s);
+        }
+      }
+    } else if (s.bitmapMode && disk.changeLog.bytes < o.maxLogBytes / 4) {
+      progressed = disk.resyncStep(RESYNC_ROUND_BLOCKS);
+      if (progressed) {
+        o.onProgress?.(disk.name, 'RESYNC', 0, disk.bitmap.dirtyCount * 65536);
+        await saveTapState(dir, s);
+      }
+    }
+    if (!progressed) await sleep(s.initialSync.done && !s.bitmapMode ? 200 : 20, o.signal).catch(() => undefined);
+    else await new Promise((r) => setImmediate(r));
+  }
+}
+
+export async function runTapAgent(o: TapAgentOptions): Promise<void> {
+  await loadHashing();
+  checkName('machine', o.machine);
+  const log = o.log ?? createLogger('agent', {}, { machine: o.machine });
+  const disks: TapDisk[] = [];
+  for (let i = 0; i < o.disks.length; i++) disks.push(await openTapDisk(o, i, log));
+  const nbd: NbdServer = createNbdServer({ exports: fixedExports(disks) });
+  const address = await nbd.listen(o.nbdHost, o.nbdPort);
+  log.info('serving disks over NBD', { address: `${address.host}:${address.port}`, disks: disks.map((d) => d.name) });
+  o.onListening?.(address);
+
+  const loops: Promise<void>[] = [];
+  for (const disk of disks) {
+    const dir = join(o.stateDir, disk.name);
+    const dlog = log.child({ disk: disk.name });
+    const uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: disk.name, log: dlog, signal: o.signal });
+    const lu = new LogUploader({
+      disk, uploader, log: dlog, signal: o.signal,
+      onAck: async (next) => {
+        disk.state.ackedNextSeq = next;
+        await saveTapState(dir, disk.state);
+      },
+    });
+    disk.onAppend = () => lu.wake();
+    loops.push(lu.run(), syncLoop(disk, lu, o, dir));
+  }
+  loops.push(heartbeatLoop(o, () => disks.map((d) => ({
+    disk: d.name, phase: d.phase, totalBytes: d.sizeBytes,
+    doneBytes: d.state.initialSync.done ? d.sizeBytes : Math.min(d.sizeBytes, d.state.initialSync.cursorBlock * 65536),
+  }))));
+  try {
+    await Promise.all(loops);
+  } catch (e) {
+    if (!o.signal.aborted) throw e;
+  } finally {
+    await nbd.close();
+    for (const d of disks) {
+      await d.flush().catch(() => undefined);
+      d.state.cleanShutdown = true;
+      await saveTapState(join(o.stateDir, d.name), d.state).catch(() => undefined);
+      d.close();
+    }
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * One disk in tap mode: served over NBD to its consumer, every write applied to the backing
+ * file and recorded, in the same synchronous step, in the change log (or, when the log is
+ * full, in the dirty bitmap). The same step ordering covers the initial sync and resync reads,
+ * so the stream's order is the order the disk saw.
+ */
+import { openSync, readSync, writeSync, fdatasyncSync, closeSync, fstatSync } from 'node:fs';
+import { read as readCb } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
+import { FrameLog } from '../../core/frame-log.ts';
+import type { Logger } from '../../core/log.ts';
+import type { NbdExport } from '../../core/nbd/index.ts';
+import { DirtyBitmap, BITMAP_BLOCK_BYTES } from './dirty-bitmap.ts';
+import type { TapState } from './tap-state.ts';
+
+const readAsync = promisify(readCb);
+const BLOCK = BITMAP_BLOCK_BYTES;
+/** Reads up to this size are served synchronously: cheaper than the thread pool for small requests. */
+const SYNC_READ_MAX_BYTES = 256 * 1024;
+const ZEROS = Buffer.alloc(1024 * 1024);
+/** Blocks read per synchronous step of the initial sync or a resync round. */
+export const SYNC_STEP_BLOCKS = 16;
+
+export type TapPhase = 'INITIAL_SYNC' | 'CONTINUOUS' | 'RESYNC';
+
+export interface TapDiskOptions {
+  machine: string;
+  disk: string;
+  path: string;
+  stateDir: string;
+  maxLogBytes: number;
+  state: TapState;
+  log: Logger;
+}
+
+export class TapDisk implements NbdExport {
+  readonly name: string;
+  readonly description: string;
+  readonly sizeBytes: number;
+  readonly readOnly = false;
+  readonly multiConn = true;
+  readonly changeLog: FrameLog;
+  readonly bitmap: DirtyBitmap;
+  /** Next sequence number to assign. */
+  nextSeq: number;
+  /** Called after anything was appended to the change log. */
+  onAppend: () => void = () => undefined;
+  private readonly fd: number;
+  private readonly zeroBlock = Buffer.alloc(BLOCK);
+
+  private constructor(readonly o: TapDiskOptions, changeLog: FrameLog, bitmap: DirtyBitmap, fd: number, sizeBytes: number) {
+    this.name = o.disk;
+    this.description = `${o.machine}/${o.disk} (${o.path}), protected by tidemark`;
+    this.changeLog = changeLog;
+    this.bitmap = bitmap;
+    this.fd = fd;
+    this.sizeBytes = sizeBytes;
+    this.nextSeq = Math.max(changeLog.nextSeq ?? 0, o.state.ackedNextSeq);
+  }
+
+  static async open(o: TapDiskOptions): Promise<TapDisk> {
+    const fd = openSync(o.path, 'r+');
+    const st = fstatSync(fd);
+    const sizeBytes = st.isFile() ? st.size : o.state.diskBytes;
+    const dir = join(o.stateDir, o.disk);
+    const changeLog = await FrameLog.open(join(dir, 'log'), 'log', o.log);
+    const bitmap = DirtyBitmap.open(join(dir, 'dirty.bitmap'), sizeBytes);
+    return new TapDisk(o, changeLog, bitmap, fd, sizeBytes);
+  }
+
+  get state(): TapState {
+    return this.o.state;
+  }
+
+  /** Every record boundary is a crash-consistent state of the disk. */
+  get consistent(): boolean {
+    return this.state.initialSync.done && !this.state.bitmapMode;
+  }
+
+  get phase(): TapPhase {
+    if (!this.state.initialSync.done) return 'INITIAL_SYNC';
+    return this.state.bitmapMode ? 'RESYNC' : 'CONTINUOUS';
+  }
+
+  // ---- recording -------------------------------------------------------------------------
+
+  /** Appends records as one frame with the next seqs; false when the log has no room. */
+  private append(records: BatchRecord[], flags: number, force = false): boolean {
+    const frame = encodeFrame({
+      machine: this.o.machine, disk: this.o.disk, firstSeq: this.nextSeq, timeMs: Date.now(), diskBytes: this.sizeBytes, flags, records, compress: false,
+    });
+    if (!force && this.changeLog.bytes + frame.length > this.o.maxLogBytes) return false;
+    this.changeLog.appendSync(frame, readFrameHeader(frame));
+    this.nextSeq += records.length;
+    this.onAppend();
+    return true;
+  }
+
+  /** Records one change made by the consumer; enters bitmap mode when the log is full. */
+  private recordChange(rec: BatchRecord, offset: number, length: number, applyToDisk: () => void): void {
+    if (this.state.bitmapMode) {
+      this.bitmap.markRange(offset, length);
+      applyToDisk();
+      return;
+    }
+    applyToDisk();
+    if (this.append([rec], this.consistent ? FrameFlag.ORDERED : 0)) return;
+    this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.changeLog.bytes, maxLogBytes: this.o.maxLogBytes });
+    this.state.bitmapMode = true;
+    this.bitmap.markRange(offset, length);
+  }
+
+  // ---- NbdExport --------------------------------------------------------------------------
+
+  read(offset: number, length: number): Buffer | Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    if (length <= SYNC_READ_MAX_BYTES) {
+      this.readExact(buf, offset);
+      return buf;
+    }
+    return readAsync(this.fd, buf, 0, length, offset).then(({ bytesRead }) => {
+      if (bytesRead < length) buf.fill(0, bytesRead);
+      return buf;
+    });
+  }
+
+  private readExact(buf: Buffer, offset: number): void {
+    let done = 0;
+    while (done < buf.length) {
+      const n = readSync(this.fd, buf, done, buf.length - done, offset + done);
+      if (n === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += n;
+    }
+  }
+
+  private writeExact(data: Buffer, offset: number): void {
+    let done = 0;
+    while (done < data.length) done += writeSync(this.fd, data, done, data.length - done, offset + done);
+  }
+
+  private writeZerosToDisk(offset: number, length: number): void {
+    for (let done = 0; done < length; ) {
+      const n = Math.min(ZEROS.length, length - done);
+      this.writeExact(ZEROS.subarray(0, n), offset + done);
+      done += n;
+    }
+  }
+
+  async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
+    // `data` may be a view of the connection's buffer: the record is encoded (copied) at once.
+    this.recordChange({ type: RecordType.WRITE, offset, data }, offset, data.length, () => this.writeExact(data, offset));
+    if (fua) await this.flush();
+  }
+
+  async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
+    this.recordChange({ type: RecordType.ZERO, offset, lengthBytes: length }, offset, length, () => this.writeZerosToDisk(offset, length));
+    if (fua) await this.flush();
+  }
+
+  async trim(offset: number, length: number, fua: boolean): Promise<void> {
+    // The replica applies a trim as zeros; the source must read the same.
+    this.recordChange({ type: RecordType.TRIM, offset, lengthBytes: length }, offset, length, () => this.writeZerosToDisk(offset, length));
+    if (fua) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    await this.changeLog.sync();
+    fdatasyncSync(this.fd);
+  }
+
+  // ---- initial sync and resync ----------------------------------------------------------
+
+  /**
+   * One synchronous step of the initial sync: reads the next blocks and logs those that are
+   * not zero (or all, with sendZeros). Returns false when the log has no room for them yet.
+   */
+  initialSyncStep(): boolean {
+    const s = this.state.initialSync;
+    const blocks = Math.ceil(this.sizeBytes / BLOCK);
+    if (s.done) return true;
+    const first = s.cursorBlock;
+    const count = Math.min(SYNC_STEP_BLOCKS, blocks - first);
+    if (this.changeLog.bytes + count * (BLOCK + 128) > this.o.maxLogBytes / 2) return false;
+    const records: BatchRecord[] = [];
+    for (let b = first; b < first + count; b++) {
+      const len = Math.min(BLOCK, this.sizeBytes - b * BLOCK);
+      const data = Buffer.allocUnsafe(len);
+      this.readExact(data, b * BLOCK);
+      const zero = data.equals(len === BLOCK ? this.zeroBlock : this.zeroBlock.subarray(0, len));
+      if (zero && !s.sendZeros) continue;
+      records.push(zero ? { type: RecordType.ZERO, offset: b * BLOCK, lengthBytes: len } : { type: RecordType.WRITE, offset: b * BLOCK, data });
+    }
+    if (records.length) this.append(records, FrameFlag.INITIAL_SYNC, true);
+    s.cursorBlock = first + count;
+    if (s.cursorBlock >= blocks && !this.state.bitmapMode) this.finishConsistency('initial sync');
+    else if (s.cursorBlock >= blocks) s.done = true;
+    return true;
+  }
+
+  /**
+   * One synchronous round of a resync: sends up to `maxBlocks` dirty blocks. When the rest
+   * fits, it is the last round: the log takes over again and a consistent point is tagged.
+   * Returns false when the log has no room yet.
+   */
+  resyncStep(maxBlocks: number): boolean {
+    const dirty = this.bitmap.take(maxBlocks + 1);
+    const last = dirty.length <= maxBlocks;
+    const round = dirty.slice(0, maxBlocks);
+    if (this.changeLog.bytes + round.length * (BLOCK + 128) > this.o.maxLogBytes / 2) return false;
+    const records: BatchRecord[] = [];
+    for (const b of round) {
+      const len = Math.min(BLOCK, this.sizeBytes - b * BLOCK);
+      const data = Buffer.allocUnsafe(len);
+      this.readExact(data, b * BLOCK);
+      const zero = data.equals(len === BLOCK ? this.zeroBlock : this.zeroBlock.subarray(0, len));
+      records.push(zero ? { type: RecordType.ZERO, offset: b * BLOCK, lengthBytes: len } : { type: RecordType.WRITE, offset: b * BLOCK, data });
+      if (records.length === SYNC_STEP_BLOCKS * 4) {
+        this.append(records.splice(0), FrameFlag.RESYNC, true);
+      }
+    }
+    if (records.length) this.append(records, FrameFlag.RESYNC, true);
+    // The records must be durable before their bits go.
+    this.changeLog.syncDataSync();
+    this.bitmap.clear(round);
+    if (last) {
+      this.state.bitmapMode = false;
+      if (this.state.initialSync.cursorBlock >= Math.ceil(this.sizeBytes / BLOCK)) this.finishConsistency('resync');
+    }
+    return true;
+  }
+
+  /** Tags the first consistent point after a full pass. */
+  private finishConsistency(what: string): void {
+    this.state.initialSync.done = true;
+    this.append([{ type: RecordType.TAG, tag: { kind: 'crash', timeMs: Date.now(), name: `${what} complete` } }], 0, true);
+    this.o.log.info(`${what} complete: every write from here on is a recovery point`, { disk: this.o.disk, seq: this.nextSeq - 1 });
+  }
+
+  /**
+   * Forgets the log and starts the stream over at `seq`, every block to be sent again: the
+   * replica's history is not what this agent recorded (downstream lost data, or this state
+   * is newer than the stream).
+   */
+  restartStreamAt(seq: number): void {
+    this.changeLog.dropThrough(Number.MAX_SAFE_INTEGER);
+    this.nextSeq = seq;
+    if (!this.state.initialSync.done) {
+      this.state.initialSync = { done: false, cursorBlock: 0, sendZeros: true };
+    } else {
+      this.bitmap.markAll();
+      this.state.bitmapMode = true;
+    }
+  }
+
+  /** After a host crash, unflushed writes may be on the disk but not in the log: compare everything. */
+  markAllDirty(): void {
+    this.bitmap.markAll();
+    this.state.bitmapMode = true;
+  }
+
+  close(): void {
+    this.changeLog.close();
+    this.bitmap.close();
+    closeSync(this.fd);
+  }
+}
