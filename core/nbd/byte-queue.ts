@@ -23,8 +23,11 @@ export class ByteQueue {
     this.bytes += chunk.length;
   }
 
-  /** The next `n` bytes (n ≤ length), removed from the queue. */
-  take(n: number): Buffer {
+  /**
+   * The next `n` bytes (n ≤ length), removed from the queue. A copy, when one is needed,
+   * goes into a buffer from `pool` (default: a new one).
+   */
+  take(n: number, pool?: { acquire(length: number): Buffer }): Buffer {
     if (n > this.bytes) throw new RangeError(`take(${n}) with ${this.bytes} bytes queued`);
     if (n === 0) return Buffer.alloc(0);
     const head = this.chunks[this.first];
@@ -33,7 +36,7 @@ export class ByteQueue {
       this.advance(n);
       return view;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = pool ? pool.acquire(n) : Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
       const chunk = this.chunks[this.first];

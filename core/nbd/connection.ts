@@ -3,6 +3,7 @@
  * phase, and hands the export back to its source when the connection ends.
  */
 import type { Socket } from 'node:net';
+import type { BufferPool } from './buffer-pool.ts';
 import { ByteQueue } from './byte-queue.ts';
 import type { NbdExport, NbdExportSource } from './export.ts';
 import { HandshakeAbort, MAX_OPTION_BYTES, negotiate, releaseExport } from './handshake.ts';
@@ -15,6 +16,8 @@ export interface ConnectionContext {
   maxRequestBytes: number;
   maxInFlight: number;
   handshakeTimeoutMs: number;
+  /** Shared by every connection of a server. */
+  pool: BufferPool;
   isShuttingDown(): boolean;
 }
 
@@ -86,6 +89,7 @@ export class NbdConnection {
     this.transmission = new Transmission(this.socket, this.queue, exp, {
       maxRequestBytes: this.ctx.maxRequestBytes,
       maxInFlight: this.ctx.maxInFlight,
+      pool: this.ctx.pool,
       log: this.ctx.log,
       logFields: { ...this.logFields, export: exp.name },
     });

@@ -51,6 +51,12 @@ export interface NbdExport {
   /** Exactly `length` bytes at `offset`; a buffer of another length becomes EIO. */
   read(offset: number, length: number): MaybePromise<Buffer>;
   /**
+   * Optional faster `read`: fills all of `target` with the bytes at `offset`. When present the
+   * server uses it instead of `read`, with a buffer it reuses (and sends without copying).
+   * `target` must not be used after the call returns or settles.
+   */
+  readInto?(offset: number, target: Buffer): MaybePromise<void>;
+  /**
    * Stores `data` at `offset`. `data` may be a view of the connection's receive buffer:
    * copy it if it must outlive the call.
    */

@@ -74,6 +74,20 @@ export async function openFileExport(path: string, options: FileExportOptions): 
     }
   }
 
+  /** Fills `target` from `offset`: now if small, else through the thread pool. */
+  function readInto(offset: number, target: Buffer): Promise<void> | undefined {
+    if (target.length > syncMaxBytes) return readAll(file, target, offset);
+    let filled = 0;
+    while (filled < target.length) {
+      const n = readSync(fd, target, filled, target.length - filled, offset + filled);
+      if (n === 0) break;
+      filled += n;
+    }
+    // Past the end of a file that shrank underneath: zeros.
+    if (filled < target.length) target.fill(0, filled);
+    return undefined;
+  }
+
   return {
     path,
     name: options.name,
@@ -85,18 +99,11 @@ export async function openFileExport(path: string, options: FileExportOptions): 
 
     read(offset, length) {
       const buffer = Buffer.allocUnsafe(length);
-      if (length <= syncMaxBytes) {
-        let filled = 0;
-        while (filled < length) {
-          const n = readSync(fd, buffer, filled, length - filled, offset + filled);
-          if (n === 0) break;
-          filled += n;
-        }
-        if (filled < length) buffer.fill(0, filled);
-        return buffer;
-      }
-      return readAll(file, buffer, offset);
+      const filled = readInto(offset, buffer);
+      return filled ? filled.then(() => buffer) : buffer;
     },
+
+    readInto,
 
     write(offset, data, fua) {
       refuseIfReadOnly();
@@ -136,7 +143,7 @@ export async function openFileExport(path: string, options: FileExportOptions): 
 }
 
 /** Fills `buffer` from `position`; bytes past the end of the file read as zeros. */
-async function readAll(file: FileHandle, buffer: Buffer, position: number): Promise<Buffer> {
+async function readAll(file: FileHandle, buffer: Buffer, position: number): Promise<void> {
   let filled = 0;
   while (filled < buffer.length) {
     const { bytesRead } = await file.read(buffer, filled, buffer.length - filled, position + filled);
@@ -144,7 +151,6 @@ async function readAll(file: FileHandle, buffer: Buffer, position: number): Prom
     filled += bytesRead;
   }
   if (filled < buffer.length) buffer.fill(0, filled);
-  return buffer;
 }
 
 async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { UsageError } from '../errors.ts';
+import { BufferPool } from './buffer-pool.ts';
 import { NbdConnection } from './connection.ts';
 import type { NbdExportSource } from './export.ts';
 import { PREFERRED_BLOCK_BYTES } from './handshake.ts';
@@ -84,6 +85,7 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
     maxRequestBytes,
     maxInFlight,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+    pool: new BufferPool(),
     isShuttingDown: () => shuttingDown,
   };
 

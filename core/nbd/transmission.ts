@@ -9,11 +9,20 @@
  * they settle, which the protocol allows (the handle pairs them).
  */
 import type { Socket } from 'node:net';
+import type { BufferPool } from './buffer-pool.ts';
 import type { ByteQueue } from './byte-queue.ts';
 import type { NbdExport } from './export.ts';
 import type { NbdLog } from './log.ts';
 import { nbdErrnoOf } from './nbd-error.ts';
-import { CmdFlag, NbdCmd, NbdErrno, NBD_REQUEST_MAGIC, NBD_SIMPLE_REPLY_MAGIC, REQUEST_HEADER_BYTES } from './protocol.ts';
+import {
+  CmdFlag,
+  NbdCmd,
+  NbdErrno,
+  NBD_REQUEST_MAGIC,
+  NBD_SIMPLE_REPLY_MAGIC,
+  REQUEST_HEADER_BYTES,
+  SIMPLE_REPLY_HEADER_BYTES,
+} from './protocol.ts';
 
 /**
  * Replies up to this size are batched with the other replies of a burst. Larger ones leave at
@@ -24,6 +33,8 @@ const BATCHED_REPLY_BYTES = 64 * 1024;
 const MAX_UNSENT_REPLY_BYTES = 16 * 1024 * 1024;
 
 export interface TransmissionOptions {
+  /** Where large payload and reply buffers come from and go back to. */
+  pool: BufferPool;
   /** Largest read or write length; a larger one gets EINVAL (a write's payload is skipped). */
   maxRequestBytes: number;
   /** Requests of one connection whose backend call may be pending at once. */
@@ -159,7 +170,7 @@ export class Transmission {
       let payload: Buffer | undefined;
       if (request.type === NbdCmd.WRITE) {
         if (queue.length < request.length) return;
-        payload = queue.take(request.length);
+        payload = queue.take(request.length, this.options.pool);
         this.waitingWrite = undefined;
       }
       if (this.state === 'shutting-down') this.reply(request, NbdErrno.ESHUTDOWN);
@@ -199,22 +210,33 @@ export class Transmission {
     }
     const exp = this.exp;
     const fua = (r.flags & CmdFlag.FUA) !== 0;
+    const ok = () => this.reply(r, 0);
+    const failed = (err: unknown) => this.fail(r, err);
     switch (r.type) {
       case NbdCmd.READ:
         if (r.length === 0) this.reply(r, 0, Buffer.alloc(0));
-        else this.run(r, () => exp.read(r.offset, r.length));
+        else if (exp.readInto) this.readInto(r, exp.readInto.bind(exp));
+        else this.run(() => exp.read(r.offset, r.length), (data) => this.sendRead(r, data), failed);
         return;
-      case NbdCmd.WRITE:
-        this.run(r, () => exp.write(r.offset, payload!, fua));
+      case NbdCmd.WRITE: {
+        const data = payload!;
+        // The payload buffer is reused once the backend is done with it (see NbdExport.write).
+        const release = () => this.options.pool.release(data);
+        this.run(
+          () => exp.write(r.offset, data, fua),
+          () => (release(), ok()),
+          (err) => (release(), failed(err)),
+        );
         return;
+      }
       case NbdCmd.FLUSH:
-        this.run(r, () => exp.flush());
+        this.run(() => exp.flush(), ok, failed);
         return;
       case NbdCmd.TRIM:
-        this.run(r, () => exp.trim(r.offset, r.length, fua));
+        this.run(() => exp.trim(r.offset, r.length, fua), ok, failed);
         return;
       case NbdCmd.WRITE_ZEROES:
-        this.run(r, () => exp.writeZeroes(r.offset, r.length, fua, (r.flags & CmdFlag.NO_HOLE) === 0));
+        this.run(() => exp.writeZeroes(r.offset, r.length, fua, (r.flags & CmdFlag.NO_HOLE) === 0), ok, failed);
         return;
       case NbdCmd.DISC:
         // No reply; pending requests finish first.
@@ -224,27 +246,30 @@ export class Transmission {
     }
   }
 
-  /** Calls the backend; replies now if it answered now, else when its promise settles. */
-  private run(r: Request, call: () => Buffer | void | Promise<Buffer | void>): void {
-    let result: Buffer | void | Promise<Buffer | void>;
+  /**
+   * Calls the backend; `done` or `failed` runs now if it answered now, else when its promise
+   * settles (meanwhile later requests may start).
+   */
+  private run<T>(call: () => T | Promise<T>, done: (value: T) => void, failed: (err: unknown) => void): void {
+    let result: T | Promise<T>;
     try {
       result = call();
     } catch (err) {
-      this.fail(r, err);
+      failed(err);
       return;
     }
-    if (result instanceof Promise || typeof (result as { then?: unknown } | undefined)?.then === 'function') {
+    if (typeof (result as { then?: unknown } | undefined)?.then === 'function') {
       this.inFlight++;
-      (result as Promise<Buffer | void>).then(
-        (value) => this.settled(r, () => this.succeed(r, value)),
-        (err) => this.settled(r, () => this.fail(r, err)),
+      (result as Promise<T>).then(
+        (value) => this.settled(() => done(value)),
+        (err) => this.settled(() => failed(err)),
       );
       return;
     }
-    this.succeed(r, result as Buffer | void);
+    done(result as T);
   }
 
-  private settled(r: Request, send: () => void): void {
+  private settled(send: () => void): void {
     this.inFlight--;
     try {
       send();
@@ -256,22 +281,35 @@ export class Transmission {
     else this.drain();
   }
 
-  private succeed(r: Request, value: Buffer | void): void {
-    if (r.type !== NbdCmd.READ) {
-      this.reply(r, 0);
-      return;
-    }
-    if (!Buffer.isBuffer(value) || value.length !== r.length) {
+  /** A read through `readInto`: data lands after the reply header in one pooled buffer. */
+  private readInto(r: Request, readInto: (offset: number, target: Buffer) => unknown): void {
+    const pool = this.options.pool;
+    const reply = pool.acquire(SIMPLE_REPLY_HEADER_BYTES + r.length);
+    this.run(
+      () => readInto(r.offset, reply.subarray(SIMPLE_REPLY_HEADER_BYTES)),
+      () => {
+        writeReplyHeader(reply, 0, r.handle);
+        this.send(reply, undefined, () => pool.release(reply));
+      },
+      (err) => {
+        pool.release(reply);
+        this.fail(r, err);
+      },
+    );
+  }
+
+  private sendRead(r: Request, data: Buffer): void {
+    if (!Buffer.isBuffer(data) || data.length !== r.length) {
       this.options.log.warn('nbd export read returned the wrong length', {
         ...this.options.logFields,
         offset: r.offset,
         length: r.length,
-        returned: Buffer.isBuffer(value) ? value.length : typeof value,
+        returned: Buffer.isBuffer(data) ? (data as Buffer).length : typeof data,
       });
       this.reply(r, NbdErrno.EIO);
       return;
     }
-    this.reply(r, 0, value);
+    this.reply(r, 0, data);
   }
 
   private fail(r: Request, err: unknown): void {
@@ -288,20 +326,31 @@ export class Transmission {
   }
 
   private reply(r: Request, errno: number, data?: Buffer): void {
+    const header = Buffer.allocUnsafe(SIMPLE_REPLY_HEADER_BYTES);
+    writeReplyHeader(header, errno, r.handle);
+    this.send(header, data);
+  }
+
+  /**
+   * Writes one reply (one or two buffers). Inside a burst the socket is corked already and
+   * small replies join it; a large reply first lets the burst go, then leaves on its own.
+   */
+  private send(first: Buffer, second?: Buffer, written?: () => void): void {
     const socket = this.socket;
-    if (this.state === 'closed' || socket.destroyed || socket.writableEnded) return;
-    const header = Buffer.allocUnsafe(16);
-    header.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
-    header.writeUInt32BE(errno, 4);
-    r.handle.copy(header, 8);
-    const large = data !== undefined && data.length > BATCHED_REPLY_BYTES;
-    // Inside a burst the socket is corked already; a large reply first lets the burst go.
+    if (this.state === 'closed' || socket.destroyed || socket.writableEnded) {
+      written?.();
+      return;
+    }
+    const large = first.length + (second?.length ?? 0) > BATCHED_REPLY_BYTES;
     if (this.pumping && large) socket.uncork();
-    const own = !this.pumping || large;
-    if (own) socket.cork();
-    socket.write(header);
-    if (data !== undefined && data.length > 0) socket.write(data);
-    if (own) socket.uncork();
+    // Cork only to join two buffers into one write.
+    const join = second !== undefined && second.length > 0 && (!this.pumping || large);
+    if (join) socket.cork();
+    if (second !== undefined && second.length > 0) {
+      socket.write(first);
+      socket.write(second, written);
+    } else socket.write(first, written);
+    if (join) socket.uncork();
     if (this.pumping && large) socket.cork();
   }
 
@@ -334,4 +383,10 @@ export class Transmission {
     if (this.queue.length >= this.maxQueuedBytes) socket.pause();
     else if (socket.isPaused()) socket.resume();
   }
+}
+
+function writeReplyHeader(target: Buffer, errno: number, handle: Buffer): void {
+  target.writeUInt32BE(NBD_SIMPLE_REPLY_MAGIC, 0);
+  target.writeUInt32BE(errno, 4);
+  handle.copy(target, 8);
 }

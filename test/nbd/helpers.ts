@@ -136,6 +136,12 @@ export function spyExport(exp: NbdExport): { exp: NbdExport; calls: SpyCall[] } 
       calls.push({ op: 'read', offset, length });
       return exp.read(offset, length);
     },
+    readInto: exp.readInto
+      ? (offset, target) => {
+          calls.push({ op: 'read', offset, length: target.length });
+          return exp.readInto!(offset, target);
+        }
+      : undefined,
     write(offset, data, fua) {
       calls.push({ op: 'write', offset, length: data.length, fua });
       return exp.write(offset, data, fua);
