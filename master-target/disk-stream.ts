@@ -1,20 +1,22 @@
 /**
- * One disk stream at the master target: its replica, journal and points, and the apply path.
- * Applies are serialised per stream; different streams proceed in parallel.
+ * One disk stream at the master target: its replica, journal, points and undo index, the apply
+ * path, and point-in-time readers. Applies are serialised per stream; different streams
+ * proceed in parallel; readers run beside applies without taking the lock.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TidemarkError } from '../core/errors.ts';
 import { FrameFlag, recordTag, RecordType } from '../core/wire/frame.ts';
 import { writeData, type PreparedBatch } from './batch.ts';
 import { isNoSpace } from './no-space.ts';
-import { encodeBegin, encodeTag, type StoredPoint } from './journal-segment.ts';
-import { Journal, type JournalPin } from './journal.ts';
+import { encodeBegin, encodeTag, encodeUndo, type StoredPoint } from './journal-segment.ts';
+import { Journal } from './journal.ts';
 import { Mutex } from '../core/mutex.ts';
 import type { Logger } from '../core/log.ts';
+import { PointInTimeReader, type PointSource } from './point-reader.ts';
 import { PointIndex } from './points.ts';
-import { ImageFile } from './replica.ts';
+import { ImageFile, ZEROS } from './replica.ts';
+import { UndoIndex, type IndexedUndo } from './undo-index.ts';
 import { collectUndo, type UndoPlan } from './undo.ts';
 
 /** Segment size and age limits (docs/journal-format.md), and a hook run after each rollover. */
@@ -36,25 +38,33 @@ export class NoSpaceError extends TidemarkError {}
 /** A previous failure left the stream unable to accept batches until recovery succeeds. */
 export class StreamUnavailableError extends TidemarkError {}
 
-/** What an export needs: a copy of the replica and the journal as it stood at that moment. */
-export interface Snapshot {
-  /** Last seq applied to the copy. */
-  appliedSeq: number;
+/** A seq outside the points a stream can still show. */
+export class PointOutOfRangeError extends TidemarkError {}
+
+/** Disk size changes: from `seq` on (until the next change), the disk holds `diskBytes`. */
+interface SizeChange {
+  seq: number;
   diskBytes: number;
-  pin: JournalPin;
 }
 
-export class DiskStream {
+/** Writes issued at once to the replica when a batch's records do not overlap. */
+const WRITES_IN_FLIGHT = 4;
+
+export class DiskStream implements PointSource {
   private readonly lock = new Mutex();
   private broken?: Error;
+  private epoch = 0;
+  private readonly readers = new Set<PointInTimeReader>();
 
   private constructor(
     readonly machine: string,
     readonly disk: string,
     readonly dir: string,
-    private readonly replica: ImageFile,
+    readonly replica: ImageFile,
     private readonly journal: Journal,
     readonly points: PointIndex,
+    readonly index: UndoIndex,
+    private readonly sizes: SizeChange[],
     private readonly limits: SegmentLimits,
     private readonly log: Logger,
   ) {}
@@ -64,9 +74,13 @@ export class DiskStream {
     await mkdir(dir, { recursive: true });
     const replica = await ImageFile.open(join(dir, 'replica.img'));
     const points = new PointIndex();
-    const journal = await Journal.open(join(dir, 'journal'), replica, log, (b, tags) =>
-      points.addBatch(b.firstSeq, b.lastSeq, b.timeMs, (b.frameFlags & FrameFlag.ORDERED) !== 0, tags),
-    );
+    const index = new UndoIndex();
+    const sizes: SizeChange[] = [];
+    const journal = await Journal.open(join(dir, 'journal'), replica, log, (segment, b, tags, undo) => {
+      points.addBatch(b.firstSeq, b.lastSeq, b.timeMs, (b.frameFlags & FrameFlag.ORDERED) !== 0, tags);
+      for (const u of undo) index.add({ ...u, segment });
+      if (b.diskBytes !== b.prevDiskBytes) sizes.push({ seq: b.firstSeq, diskBytes: b.diskBytes });
+    });
     const oldest = journal.segments[0];
     if (oldest?.basePoint) points.addBase(oldest.firstSeq - 1, oldest.basePoint);
     if (replica.sizeBytes !== journal.diskBytes) {
@@ -74,7 +88,7 @@ export class DiskStream {
       await replica.resize(journal.diskBytes);
       await replica.sync();
     }
-    return new DiskStream(machine, disk, dir, replica, journal, points, limits, log);
+    return new DiskStream(machine, disk, dir, replica, journal, points, index, sizes, limits, log);
   }
 
   get nextSeq(): number {
@@ -121,46 +135,100 @@ export class DiskStream {
     if (rolled) await j.rollover(nowMs, this.pointAt(j.nextSeq - 1));
     const prevDiskBytes = j.diskBytes;
     const diskBytes = Math.max(prevDiskBytes, h.diskBytes);
+    const segment = j.newest!.firstSeq;
     const w = j.entryWriter();
     const tags: Array<{ seq: number; point: StoredPoint }> = [];
     let plan: UndoPlan;
+    let indexed = false;
     try {
-      await w.push(encodeBegin({ firstSeq: h.firstSeq, lastSeq: h.lastSeq, timeMs: h.timeMs, appliedMs: nowMs, prevDiskBytes, diskBytes, frameFlags: h.flags }));
+      w.push(encodeBegin({ firstSeq: h.firstSeq, lastSeq: h.lastSeq, timeMs: h.timeMs, appliedMs: nowMs, prevDiskBytes, diskBytes, frameFlags: h.flags }));
       for (const r of batch.records) {
         if (r.type !== RecordType.TAG) continue;
-        await w.push(encodeTag(r.seq, r.stored.payload));
+        w.push(encodeTag(r.seq, r.stored.payload));
         tags.push({ seq: r.seq, point: recordTag(r.stored) });
       }
-      plan = await collectUndo(batch, this.replica, (parts) => w.push(parts));
+      plan = await collectUndo(batch, this.replica, j.written);
+      const located: IndexedUndo[] = [];
+      for (const u of plan.items) {
+        const parts = encodeUndo(u.seq, u.offset, u.lengthBytes, u.encoding, u.payload);
+        const at = w.push(parts);
+        located.push({ seq: u.seq, offset: u.offset, lengthBytes: u.lengthBytes, encoding: u.encoding, segment, at, itemBytes: w.endBytes - at });
+      }
       await w.flush();
       await j.syncActive();
+      // The undo items are durable: readers may use them from now on, and must, since the
+      // replica changes next. The written map learns the blocks before they are written.
+      for (const u of located) this.index.add(u);
+      indexed = true;
+      for (const r of batch.records) if (r.type === RecordType.WRITE) j.written.mark(r.offset, r.lengthBytes);
     } catch (err) {
-      await this.undoTail(err);
+      await this.undoTail(err, indexed ? h.firstSeq : undefined);
       throw err;
     }
     try {
       if (diskBytes > this.replica.sizeBytes) await this.replica.resize(diskBytes);
-      for (let i = 0; i < batch.records.length; i++) {
-        const r = batch.records[i];
-        if (r.type === RecordType.WRITE) await this.replica.write(r.offset, writeData(r));
-        else if (r.type === RecordType.ZERO || r.type === RecordType.TRIM) {
-          for (const [offset, length] of plan.zeroPieces.get(i) ?? []) await this.replica.zero(offset, length);
-        }
-      }
-      await this.replica.sync();
+      await this.writeRecords(batch, plan);
+      await this.replica.datasync();
       await j.commit(w, h.lastSeq, h.timeMs, diskBytes, nowMs);
     } catch (err) {
-      await this.undoTail(err);
+      await this.undoTail(err, h.firstSeq);
       throw err;
     }
+    if (diskBytes !== prevDiskBytes) this.sizes.push({ seq: h.firstSeq, diskBytes });
     this.points.addBatch(h.firstSeq, h.lastSeq, h.timeMs, (h.flags & FrameFlag.ORDERED) !== 0, tags);
     return rolled;
   }
 
-  /** Rolls back a failed batch; if even that fails, refuses batches until it succeeds. */
-  private async undoTail(cause: unknown): Promise<void> {
+  /**
+   * Writes the batch's records to the replica: runs of WRITE records that follow each other on
+   * the disk become one gathered write; when no two records overlap, a few writes are in
+   * flight at once.
+   */
+  private async writeRecords(batch: PreparedBatch, plan: UndoPlan): Promise<void> {
+    const jobs: Array<{ offset: number; bufs: Buffer[] }> = [];
+    let run: { offset: number; end: number; bufs: Buffer[] } | undefined;
+    const recs = batch.records;
+    for (let i = 0; i < recs.length; i++) {
+      const r = recs[i];
+      if (r.type === RecordType.WRITE) {
+        const data = writeData(r);
+        if (run && run.end === r.offset && run.bufs.length < 1024) {
+          run.bufs.push(data);
+          run.end += data.length;
+        } else {
+          run = { offset: r.offset, end: r.offset + data.length, bufs: [data] };
+          jobs.push(run);
+        }
+      } else if (r.type === RecordType.ZERO || r.type === RecordType.TRIM) {
+        run = undefined;
+        for (const [offset, length] of plan.zeroPieces.get(i) ?? []) {
+          const bufs: Buffer[] = [];
+          for (let at = 0; at < length; at += ZEROS.length) bufs.push(ZEROS.subarray(0, Math.min(ZEROS.length, length - at)));
+          jobs.push({ offset, bufs });
+        }
+      }
+    }
+    if (plan.overlapping) {
+      for (const job of jobs) await this.replica.writev(job.offset, job.bufs);
+      return;
+    }
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++];
+        await this.replica.writev(job.offset, job.bufs);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITES_IN_FLIGHT, jobs.length) }, worker));
+  }
+
+  /**
+   * Rolls back a failed batch (and forgets its undo items once the replica is restored); if
+   * even that fails, refuses batches until it succeeds.
+   */
+  private async undoTail(cause: unknown, indexedFrom?: number): Promise<void> {
     try {
-      await this.journal.rollbackTail(this.replica);
+      await this.rollback(indexedFrom);
     } catch (err) {
       this.broken = err as Error;
       this.log.error('rollback of a failed batch failed; the stream refuses batches until it succeeds', {
@@ -172,9 +240,20 @@ export class DiskStream {
     }
   }
 
-  private async recover(): Promise<void> {
+  /** Rolls the journal's tail back; readers retry reads that overlap it (see `rollbackEpoch`). */
+  private async rollback(indexedFrom?: number): Promise<void> {
+    this.epoch++;
     try {
       await this.journal.rollbackTail(this.replica);
+      this.index.removeFrom(indexedFrom ?? this.journal.nextSeq);
+    } finally {
+      this.epoch++;
+    }
+  }
+
+  private async recover(): Promise<void> {
+    try {
+      await this.rollback();
       this.broken = undefined;
     } catch (err) {
       throw new StreamUnavailableError(`stream ${this.machine}/${this.disk} cannot roll back its last failed batch: ${(err as Error).message}`, {
@@ -184,6 +263,14 @@ export class DiskStream {
     }
   }
 
+  get rollbackEpoch(): number {
+    return this.epoch;
+  }
+
+  segmentPath(firstSeq: number): string {
+    return this.journal.segmentPath(firstSeq);
+  }
+
   /** The point at `seq` as stored in a segment header, if `seq` is a point. */
   private pointAt(seq: number): StoredPoint | undefined {
     const p = this.points.pointAt(seq);
@@ -191,24 +278,37 @@ export class DiskStream {
     return { kind: p.kind, timeMs: Date.parse(p.time), ...(p.name !== undefined ? { name: p.name } : {}) };
   }
 
+  /** The disk's size at `seq` (the size after the entry holding it). */
+  sizeAt(seq: number): number {
+    for (let i = this.sizes.length - 1; i >= 0; i--) if (this.sizes[i].seq <= seq) return this.sizes[i].diskBytes;
+    return this.journal.segments[0]?.diskBytes ?? 0;
+  }
+
   /**
-   * Copies the replica to `copyPath` and pins the journal after `seq`, holding the apply lock
-   * only for the copy. The caller must release the pin.
+   * Opens a reader of the disk at `seq` (oldestSeq ≤ seq ≤ nextSeq − 1). It copies nothing and
+   * takes no lock; it pins the journal until closed, so retention keeps what it reads.
    */
-  snapshot(seq: number, copyPath: string): Promise<Snapshot> {
-    return this.lock.run(async () => {
-      if (seq > this.journal.nextSeq - 1 || seq < this.oldestSeq) {
-        throw new RangeError(`seq ${seq} is outside ${this.oldestSeq}..${this.journal.nextSeq - 1}`);
-      }
-      const pin = this.journal.pin(seq);
-      try {
-        await copyFile(this.replica.path, copyPath, constants.COPYFILE_FICLONE);
-      } catch (err) {
+  openReader(seq: number): PointInTimeReader {
+    if (!Number.isSafeInteger(seq) || seq > this.journal.nextSeq - 1 || seq < this.oldestSeq) {
+      throw new PointOutOfRangeError(`seq ${seq} is outside ${this.oldestSeq}..${this.journal.nextSeq - 1}`, {
+        hint: 'list the points this disk still holds',
+      });
+    }
+    const pin = this.journal.pin(seq);
+    const reader = new PointInTimeReader(seq, this.sizeAt(seq), this, {
+      seq,
+      release: () => {
         pin.release();
-        throw err;
-      }
-      return { appliedSeq: this.journal.nextSeq - 1, diskBytes: this.journal.diskBytes, pin };
+        this.readers.delete(reader);
+      },
     });
+    this.readers.add(reader);
+    return reader;
+  }
+
+  /** Readers open on this stream. */
+  get openReaders(): number {
+    return this.readers.size;
   }
 
   /** Deletes segments older than the window; returns how many. */
@@ -217,6 +317,8 @@ export class DiskStream {
       const dropped = await this.journal.dropOlderThan(cutoffMs);
       if (dropped) {
         const oldest = this.journal.segments[0];
+        this.index.dropBefore(oldest.firstSeq);
+        while (this.sizes.length > 1 && this.sizes[1].seq <= oldest.firstSeq) this.sizes.shift();
         this.points.dropBefore(oldest.firstSeq - 1);
         if (oldest.basePoint) this.points.addBase(oldest.firstSeq - 1, oldest.basePoint);
         this.log.info('journal segments deleted by retention', { machine: this.machine, disk: this.disk, segments: dropped, oldestSeq: oldest.firstSeq - 1 });
@@ -227,6 +329,7 @@ export class DiskStream {
 
   close(): Promise<void> {
     return this.lock.run(async () => {
+      await Promise.all([...this.readers].map((r) => r.close()));
       await this.journal.close();
       await this.replica.close();
     });

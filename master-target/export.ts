@@ -1,97 +1,89 @@
 /**
- * Building the disk image at a point: a copy of the replica with the undo records newer than
- * the point laid back, newest first (docs/journal-format.md, "Point-in-time image"). The apply
- * lock is held only while the replica is copied.
+ * Exporting the disk image at a point, streamed from a point-in-time reader: nothing is copied
+ * first, no lock is held between chunks, and the reader's pin keeps the journal segments it
+ * needs until the stream ends or is cancelled.
  */
 import { randomUUID } from 'node:crypto';
-import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskStream } from './disk-stream.ts';
-import { scanSegment, type ItemLocation } from './journal-scan.ts';
-import { decodeUndo, ItemReader, readSegmentHeader, undoBytes, type Begin } from './journal-segment.ts';
-import { ImageFile } from './replica.ts';
+import type { PointInTimeReader } from './point-reader.ts';
+
+/** Bytes read from the reader per chunk of an export. */
+export const EXPORT_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The whole disk of `reader` as a byte stream, in chunks of `chunkBytes`. The reader is closed
+ * when the stream ends, fails or is cancelled.
+ */
+export function imageStream(reader: PointInTimeReader, chunkBytes = EXPORT_CHUNK_BYTES): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          if (at >= reader.sizeBytes) {
+            await reader.close();
+            controller.close();
+            return;
+          }
+          const n = Math.min(chunkBytes, reader.sizeBytes - at);
+          const chunk = await reader.read(at, n);
+          at += n;
+          controller.enqueue(chunk);
+        } catch (err) {
+          await reader.close();
+          controller.error(err);
+        }
+      },
+      async cancel() {
+        await reader.close();
+      },
+    },
+    { highWaterMark: 1 },
+  );
+}
 
 export interface ExportedImage {
-  /** A temporary file in the data directory; the caller deletes it. */
+  /** A new file in the directory asked for; the caller deletes it. */
   path: string;
   /** The seq the image stands at. */
   seq: number;
   sizeBytes: number;
 }
 
-/** Writes the image of `stream` at `seq` to a new file in `tmpDir`. */
-export async function buildImage(stream: DiskStream, seq: number, tmpDir: string): Promise<ExportedImage> {
-  const path = join(tmpDir, `export-${randomUUID()}.img`);
+/** Writes the image of `stream` at `seq` to a new file in `dir` (sparse where the disk is zero). */
+export async function buildImage(stream: DiskStream, seq: number, dir: string): Promise<ExportedImage> {
+  const path = join(dir, `export-${randomUUID()}.img`);
+  const reader = stream.openReader(seq);
   try {
-    const snap = await stream.snapshot(seq, path);
+    const fh = await open(path, 'w');
     try {
-      const image = await ImageFile.open(path);
-      try {
-        const sizeBytes = await layBack(image, snap.pin.segments, seq, snap.appliedSeq, snap.diskBytes);
-        if (image.sizeBytes !== sizeBytes) await image.resize(sizeBytes);
-        return { path, seq, sizeBytes };
-      } finally {
-        await image.close();
+      const buf = Buffer.allocUnsafe(Math.min(EXPORT_CHUNK_BYTES, reader.sizeBytes));
+      for (let at = 0; at < reader.sizeBytes; at += buf.length) {
+        const chunk = buf.subarray(0, Math.min(buf.length, reader.sizeBytes - at));
+        await reader.readInto(chunk, at);
+        if (!isZero(chunk)) await fh.write(chunk, 0, chunk.length, at);
       }
-    } finally {
-      snap.pin.release();
-    }
-  } catch (err) {
-    await unlink(path).catch(() => undefined);
-    throw err;
-  }
-}
-
-interface EntryUndo {
-  begin: Begin;
-  undo: ItemLocation[];
-}
-
-/**
- * Lays back, newest first, the undo items with seq > `seq` of the committed entries up to
- * `appliedSeq`. Returns the disk size at `seq`.
- */
-async function layBack(
-  image: ImageFile,
-  segments: Array<{ path: string; firstSeq: number; committedBytes: number }>,
-  seq: number,
-  appliedSeq: number,
-  diskBytes: number,
-): Promise<number> {
-  let sizeBytes = diskBytes;
-  for (let s = segments.length - 1; s >= 0; s--) {
-    const seg = segments[s];
-    if (seg.firstSeq > appliedSeq) continue;
-    const fh = await open(seg.path, 'r');
-    try {
-      const header = await readSegmentHeader(fh, seg.path);
-      const entries = await entriesAfter(fh, header.headerBytes, seg.committedBytes, seg.firstSeq, seq, appliedSeq);
-      for (let e = entries.length - 1; e >= 0; e--) {
-        const { begin, undo } = entries[e];
-        for (let i = undo.length - 1; i >= 0; i--) {
-          const loc = undo[i];
-          const item = await new ItemReader(fh, loc.at, loc.at + loc.itemBytes).next();
-          const u = decodeUndo(item!.body);
-          if (u.seq <= seq) continue;
-          const old = undoBytes(u);
-          if (old) await image.write(u.offset, old);
-          else await image.zero(u.offset, u.lengthBytes);
-        }
-        sizeBytes = begin.firstSeq > seq ? begin.prevDiskBytes : begin.diskBytes;
-      }
+      await fh.truncate(reader.sizeBytes);
     } finally {
       await fh.close();
     }
+    return { path, seq, sizeBytes: reader.sizeBytes };
+  } catch (err) {
+    await unlink(path).catch(() => undefined);
+    throw err;
+  } finally {
+    await reader.close();
   }
-  return sizeBytes;
 }
 
-/** The committed entries of a segment that hold seqs after `seq` and start at or before `appliedSeq`. */
-async function entriesAfter(fh: FileHandle, start: number, end: number, firstSeq: number, seq: number, appliedSeq: number): Promise<EntryUndo[]> {
-  const out: EntryUndo[] = [];
-  const scan = await scanSegment(fh, start, end, firstSeq, (begin, _tags, undo) => {
-    if (begin.lastSeq > seq && begin.firstSeq <= appliedSeq) out.push({ begin, undo });
-  });
-  if (scan.stoppedBy || scan.open) throw scan.stoppedBy ?? new Error(`journal segment ends inside an entry before byte ${end}`);
-  return out;
+const ZERO_PAGE = Buffer.alloc(64 * 1024);
+
+function isZero(b: Buffer): boolean {
+  for (let at = 0; at < b.length; at += ZERO_PAGE.length) {
+    const n = Math.min(ZERO_PAGE.length, b.length - at);
+    if (!b.subarray(at, at + n).equals(ZERO_PAGE.subarray(0, n))) return false;
+  }
+  return true;
 }

@@ -2,9 +2,6 @@
  * The master target's HTTP API (docs/wire-format.md, "HTTP protocol"): ingest of batches,
  * machines, recovery points and point-in-time images.
  */
-import { createReadStream } from 'node:fs';
-import { unlink } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { Hono, type Context } from 'hono';
 import { FrameError, TidemarkError, UsageError } from '../core/errors.ts';
 import { bearerAuth } from '../core/http/auth.ts';
@@ -13,8 +10,8 @@ import type { Logger } from '../core/log.ts';
 import { isValidName } from '../core/names.ts';
 import { MAX_FRAME_BYTES } from '../core/wire/frame.ts';
 import { prepareBatch } from './batch.ts';
-import { NoSpaceError, StreamUnavailableError, type DiskStream } from './disk-stream.ts';
-import { buildImage } from './export.ts';
+import { NoSpaceError, PointOutOfRangeError, StreamUnavailableError, type DiskStream } from './disk-stream.ts';
+import { imageStream } from './export.ts';
 import type { Retainer } from './retention.ts';
 import type { StreamStore } from './store.ts';
 
@@ -41,7 +38,7 @@ export function createApp(deps: AppDeps): Hono {
     if (err instanceof BodyTooLargeError) return c.json({ error: err.message, hint: `send frames of at most ${MAX_FRAME_BYTES} bytes` }, 413);
     if (err instanceof NoSpaceError) return c.json({ error: err.message, hint: err.hint }, 507);
     if (err instanceof StreamUnavailableError) return c.json({ error: err.message, hint: err.hint }, 503);
-    if (err instanceof NotFound) return c.json({ error: err.message, hint: err.hint }, 404);
+    if (err instanceof NotFound || err instanceof PointOutOfRangeError) return c.json({ error: err.message, hint: err.hint }, 404);
     if (err instanceof UsageError) return c.json({ error: err.message, hint: err.hint }, 400);
     log.error('request failed', { method: c.req.method, path: c.req.path, error: err });
     return c.json({ error: `internal error: ${err.message}`, hint: 'see the master target log' }, 500);
@@ -94,15 +91,13 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/v1/machines/:machine/disks/:disk/image', async (c) => {
     const stream = streamOf(c);
     const seq = resolvePoint(stream, c.req.query('at') ?? 'latest');
-    const image = await buildImage(stream, seq, store.tmpDir);
-    const file = createReadStream(image.path);
-    file.once('close', () => void unlink(image.path).catch(() => undefined));
-    log.info('export started', { machine: stream.machine, disk: stream.disk, seq, sizeBytes: image.sizeBytes });
-    return new Response(Readable.toWeb(file) as unknown as ReadableStream, {
+    const reader = stream.openReader(seq);
+    log.info('export started', { machine: stream.machine, disk: stream.disk, seq, sizeBytes: reader.sizeBytes });
+    return new Response(imageStream(reader), {
       status: 200,
       headers: {
         'content-type': 'application/octet-stream',
-        'content-length': String(image.sizeBytes),
+        'content-length': String(reader.sizeBytes),
         'x-tidemark-point': String(seq),
       },
     });

@@ -13,6 +13,7 @@ import {
   JournalFormatError,
   type Begin,
   type StoredPoint,
+  type UndoEncoding,
 } from './journal-segment.ts';
 
 /** Where an item lies in its segment file. */
@@ -21,11 +22,19 @@ export interface ItemLocation {
   itemBytes: number;
 }
 
+/** An UNDO item: where it lies, and what it covers. */
+export interface UndoLocation extends ItemLocation {
+  seq: number;
+  offset: number;
+  lengthBytes: number;
+  encoding: UndoEncoding;
+}
+
 /** An entry that has a BEGIN but no COMMIT. */
 export interface OpenEntry {
   beginAt: number;
   begin: Begin;
-  undo: ItemLocation[];
+  undo: UndoLocation[];
 }
 
 export interface ScanResult {
@@ -44,7 +53,7 @@ export interface ScanResult {
 }
 
 /** Sees one committed entry: its BEGIN, its tags, and where its UNDO items lie. */
-export type EntryVisitor = (begin: Begin, tags: Array<{ seq: number; point: StoredPoint }>, undo: ItemLocation[]) => void;
+export type EntryVisitor = (begin: Begin, tags: Array<{ seq: number; point: StoredPoint }>, undo: UndoLocation[]) => void;
 
 /** Scans items from `start` to `end`, calling `onEntry` for each committed entry. */
 export async function scanSegment(fh: FileHandle, start: number, end: number, firstSeq: number, onEntry: EntryVisitor): Promise<ScanResult> {
@@ -77,7 +86,7 @@ export async function scanSegment(fh: FileHandle, start: number, end: number, fi
         case ItemType.UNDO: {
           const u = decodeUndo(item.body);
           if (u.seq < lo || u.seq > hi) throw new JournalFormatError(`journal UNDO at ${item.at} is outside its entry`);
-          open.undo.push({ at: item.at, itemBytes: item.itemBytes });
+          open.undo.push(undoLocation(item.at, item.itemBytes, u));
           break;
         }
         case ItemType.COMMIT: {
@@ -114,11 +123,15 @@ export async function scanOpenEntry(fh: FileHandle, beginAt: number, end: number
       if (!open) {
         if (item.type !== ItemType.BEGIN) return undefined;
         open = { beginAt, begin: decodeBegin(item.body), undo: [] };
-      } else if (item.type === ItemType.UNDO) open.undo.push({ at: item.at, itemBytes: item.itemBytes });
+      } else if (item.type === ItemType.UNDO) open.undo.push(undoLocation(item.at, item.itemBytes, decodeUndo(item.body)));
       else if (item.type !== ItemType.TAG) break;
     }
   } catch (err) {
     if (!(err instanceof JournalFormatError)) throw err;
   }
   return open;
+}
+
+function undoLocation(at: number, itemBytes: number, u: { seq: number; offset: number; lengthBytes: number; encoding: UndoEncoding }): UndoLocation {
+  return { at, itemBytes, seq: u.seq, offset: u.offset, lengthBytes: u.lengthBytes, encoding: u.encoding };
 }

@@ -1,14 +1,15 @@
 /**
- * Journal segments, format version 1 (docs/journal-format.md): the segment header and the
+ * Journal segments, format version 2 (docs/journal-format.md): the segment header and the
  * checksummed items (BEGIN, TAG, UNDO, COMMIT) that follow it.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { xxh64Of } from '../core/hash.ts';
 import { decompress } from '../core/lz4.ts';
+import { WrittenMap, type WrittenEncoding } from './written-map.ts';
 
 export const SEGMENT_MAGIC = Buffer.from('TDMJ', 'latin1');
-export const JOURNAL_VERSION = 1;
-const SEGMENT_FIXED_BYTES = 36;
+export const JOURNAL_VERSION = 2;
+const SEGMENT_FIXED_BYTES = 48;
 export const ITEM_HEADER_BYTES = 8;
 export const ITEM_CHECKSUM_BYTES = 8;
 
@@ -39,6 +40,8 @@ export interface SegmentHeader {
   createdMs: number;
   diskBytes: number;
   basePoint?: StoredPoint;
+  /** Blocks of the replica that may hold non-zero bytes at `firstSeq − 1`. */
+  written: WrittenMap;
 }
 
 export interface Begin {
@@ -80,16 +83,20 @@ export function parseSegmentName(name: string): number | undefined {
 
 export function encodeSegmentHeader(h: Omit<SegmentHeader, 'version' | 'headerBytes'>): Buffer {
   const point = h.basePoint ? Buffer.from(JSON.stringify(h.basePoint), 'utf8') : Buffer.alloc(0);
-  const total = SEGMENT_FIXED_BYTES + point.length + ITEM_CHECKSUM_BYTES;
+  const map = h.written.encode(h.diskBytes);
+  const total = SEGMENT_FIXED_BYTES + point.length + map.bytes.length + ITEM_CHECKSUM_BYTES;
   const out = Buffer.alloc(total);
   SEGMENT_MAGIC.copy(out, 0);
   out.writeUInt16BE(JOURNAL_VERSION, 4);
-  out.writeUInt16BE(total, 6);
-  out.writeBigUInt64BE(BigInt(h.firstSeq), 8);
-  out.writeBigUInt64BE(BigInt(h.createdMs), 16);
-  out.writeBigUInt64BE(BigInt(h.diskBytes), 24);
-  out.writeUInt16BE(point.length, 32);
+  out.writeUInt32BE(total, 8);
+  out.writeBigUInt64BE(BigInt(h.firstSeq), 16);
+  out.writeBigUInt64BE(BigInt(h.createdMs), 24);
+  out.writeBigUInt64BE(BigInt(h.diskBytes), 32);
+  out.writeUInt16BE(point.length, 40);
+  out.writeUInt8(map.encoding, 42);
+  out.writeUInt32BE(map.bytes.length, 44);
   point.copy(out, SEGMENT_FIXED_BYTES);
+  map.bytes.copy(out, SEGMENT_FIXED_BYTES + point.length);
   xxh64Of(out.subarray(0, total - ITEM_CHECKSUM_BYTES)).copy(out, total - ITEM_CHECKSUM_BYTES);
   return out;
 }
@@ -104,9 +111,11 @@ export async function readSegmentHeader(fh: FileHandle, path: string): Promise<S
   if (version !== JOURNAL_VERSION) {
     throw new JournalFormatError(`journal segment ${path} has version ${version}; this build reads version ${JOURNAL_VERSION}`);
   }
-  const headerBytes = fixed.readUInt16BE(6);
-  const pointBytes = fixed.readUInt16BE(32);
-  if (headerBytes !== SEGMENT_FIXED_BYTES + pointBytes + ITEM_CHECKSUM_BYTES) {
+  const headerBytes = fixed.readUInt32BE(8);
+  const pointBytes = fixed.readUInt16BE(40);
+  const mapEncoding = fixed.readUInt8(42) as WrittenEncoding;
+  const mapBytes = fixed.readUInt32BE(44);
+  if (headerBytes !== SEGMENT_FIXED_BYTES + pointBytes + mapBytes + ITEM_CHECKSUM_BYTES) {
     throw new JournalFormatError(`journal segment ${path} has an inconsistent header length`);
   }
   const all = Buffer.alloc(headerBytes);
@@ -116,12 +125,20 @@ export async function readSegmentHeader(fh: FileHandle, path: string): Promise<S
   if (!xxh64Of(all.subarray(0, headerBytes - ITEM_CHECKSUM_BYTES)).equals(sum)) {
     throw new JournalFormatError(`journal segment ${path} has a bad header checksum`);
   }
+  const diskBytes = u64(all, 32);
+  let written: WrittenMap;
+  try {
+    written = WrittenMap.decode(mapEncoding, all.subarray(SEGMENT_FIXED_BYTES + pointBytes, SEGMENT_FIXED_BYTES + pointBytes + mapBytes), diskBytes);
+  } catch (err) {
+    throw new JournalFormatError(`journal segment ${path} has a bad written map: ${(err as Error).message}`);
+  }
   const header: SegmentHeader = {
     version,
     headerBytes,
-    firstSeq: u64(all, 8),
-    createdMs: u64(all, 16),
-    diskBytes: u64(all, 24),
+    firstSeq: u64(all, 16),
+    createdMs: u64(all, 24),
+    diskBytes,
+    written,
   };
   if (pointBytes > 0) header.basePoint = JSON.parse(all.toString('utf8', SEGMENT_FIXED_BYTES, SEGMENT_FIXED_BYTES + pointBytes)) as StoredPoint;
   return header;
@@ -179,14 +196,21 @@ export function decodeTag(body: Buffer): { seq: number; point: StoredPoint } {
 }
 
 const UNDO_HEAD_BYTES = 24;
+/** Where an UNDO item's old bytes start, counted from the start of the item. */
+export const UNDO_PAYLOAD_AT = ITEM_HEADER_BYTES + UNDO_HEAD_BYTES;
 
+/** An UNDO item as parts to write: one head (item header and UNDO fields), the payload if any, the checksum. */
 export function encodeUndo(seq: number, offset: number, lengthBytes: number, encoding: UndoEncoding, payload?: Buffer): Buffer[] {
-  const head = Buffer.alloc(UNDO_HEAD_BYTES);
-  head.writeBigUInt64BE(BigInt(seq), 0);
-  head.writeBigUInt64BE(BigInt(offset), 8);
-  head.writeUInt32BE(lengthBytes, 16);
-  head.writeUInt8(encoding, 20);
-  return payload && payload.length ? encodeItem(ItemType.UNDO, head, payload) : encodeItem(ItemType.UNDO, head);
+  const bodyBytes = UNDO_HEAD_BYTES + (payload?.length ?? 0);
+  const head = Buffer.alloc(UNDO_PAYLOAD_AT);
+  head.writeUInt8(ItemType.UNDO, 0);
+  head.writeUInt32BE(bodyBytes, 4);
+  head.writeBigUInt64BE(BigInt(seq), 8);
+  head.writeBigUInt64BE(BigInt(offset), 16);
+  head.writeUInt32BE(lengthBytes, 24);
+  head.writeUInt8(encoding, 28);
+  if (payload && payload.length) return [head, payload, xxh64Of(head, payload)];
+  return [head, xxh64Of(head)];
 }
 
 export function decodeUndo(body: Buffer): Undo {

@@ -1,13 +1,16 @@
 /**
  * The undo journal of one disk stream: its segments, appending and committing entries,
- * rolling back an uncommitted entry, rollover, deleting old segments, and pins that keep
- * segments alive while an export reads them. Format: docs/journal-format.md.
+ * rolling back an uncommitted entry, rollover, deleting old segments, pins that keep
+ * segments alive while a reader needs them, and the map of written replica blocks.
+ * Format: docs/journal-format.md.
  */
 import { mkdir, open, readdir, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TidemarkError } from '../core/errors.ts';
 import { syncDir } from '../core/fsutil.ts';
-import { scanOpenEntry, scanSegment, type EntryVisitor } from './journal-scan.ts';
+import { scanOpenEntry, scanSegment, type UndoLocation } from './journal-scan.ts';
+import { writevAll } from './file-io.ts';
+import { WrittenMap } from './written-map.ts';
 import {
   decodeUndo,
   encodeCommit,
@@ -17,6 +20,7 @@ import {
   readSegmentHeader,
   segmentName,
   undoBytes,
+  type Begin,
   type StoredPoint,
 } from './journal-segment.ts';
 import type { Logger } from '../core/log.ts';
@@ -26,6 +30,8 @@ export interface SegmentInfo {
   firstSeq: number;
   path: string;
   createdMs: number;
+  /** Disk size at firstSeq − 1, from the header. */
+  diskBytes: number;
   /** Committed length of the file: entries beyond it do not exist yet. */
   committedBytes: number;
   /** Last committed seq (firstSeq − 1 while empty). */
@@ -34,15 +40,16 @@ export interface SegmentInfo {
   newestTimeMs: number;
   /** The point at firstSeq − 1, from the header. */
   basePoint?: StoredPoint;
-  /** Exports reading this segment. */
-  pins: number;
 }
 
-/** Segments an export reads, with their committed lengths at the moment it was taken. */
+/** Keeps every segment holding undo records after `seq` from deletion until released. */
 export interface JournalPin {
-  segments: Array<{ path: string; firstSeq: number; committedBytes: number }>;
+  readonly seq: number;
   release(): void;
 }
+
+/** Sees one committed entry of the segment starting at `segment`, oldest first. */
+export type JournalEntryVisitor = (segment: number, begin: Begin, tags: Array<{ seq: number; point: StoredPoint }>, undo: UndoLocation[]) => void;
 
 /** The journal holds something it cannot read back. */
 export class JournalCorruptError extends TidemarkError {}
@@ -53,6 +60,10 @@ export class Journal {
   nextSeq = 1;
   /** Disk size after the last committed entry. */
   diskBytes = 0;
+  /** Replica blocks that may hold non-zero bytes (conservative; see WrittenMap). */
+  written = new WrittenMap();
+  /** Seqs pinned by open readers, with their counts. */
+  private readonly pins = new Map<number, number>();
 
   private constructor(
     readonly dir: string,
@@ -64,7 +75,7 @@ export class Journal {
    * Opens the journal in `dir` (creating it), checks every segment, and rolls back an
    * uncommitted tail entry on `replica`. `onEntry` sees every committed entry, oldest first.
    */
-  static async open(dir: string, replica: ImageFile, log: Logger, onEntry: EntryVisitor): Promise<Journal> {
+  static async open(dir: string, replica: ImageFile, log: Logger, onEntry: JournalEntryVisitor): Promise<Journal> {
     await mkdir(dir, { recursive: true });
     const names = await readdir(dir);
     for (const n of names.filter((n) => n.endsWith('.tmp'))) await unlink(join(dir, n));
@@ -83,7 +94,13 @@ export class Journal {
           });
         }
         const { size } = await fh.stat();
-        const scan = await scanSegment(fh, header.headerBytes, size, header.firstSeq, onEntry);
+        if (newest) j.written = header.written;
+        const scan = await scanSegment(fh, header.headerBytes, size, header.firstSeq, (begin, tags, undo) => {
+          if (newest) for (const u of undo) j.written.mark(u.offset, u.lengthBytes);
+          onEntry(header.firstSeq, begin, tags, undo);
+        });
+        // Bytes an interrupted entry may have written: marked before the rollback restores them.
+        if (newest) for (const u of scan.open?.undo ?? []) j.written.mark(u.offset, u.lengthBytes);
         if (!newest && (scan.open || scan.stoppedBy || scan.committedBytes !== size)) {
           throw new JournalCorruptError(`journal segment ${path} is damaged at byte ${scan.committedBytes}`, {
             cause: scan.stoppedBy,
@@ -94,10 +111,10 @@ export class Journal {
           firstSeq: header.firstSeq,
           path,
           createdMs: header.createdMs,
+          diskBytes: header.diskBytes,
           committedBytes: scan.committedBytes,
           lastSeq: scan.lastSeq,
           newestTimeMs: scan.newestTimeMs ?? header.createdMs,
-          pins: 0,
           ...(header.basePoint ? { basePoint: header.basePoint } : {}),
         };
         j.segments.push(info);
@@ -133,12 +150,18 @@ export class Journal {
   /** Starts a new segment at `nextSeq`; `basePoint` is the point at nextSeq − 1, if any. */
   async rollover(nowMs: number, basePoint?: StoredPoint): Promise<void> {
     const path = join(this.dir, segmentName(this.nextSeq));
-    const header = encodeSegmentHeader({ firstSeq: this.nextSeq, createdMs: nowMs, diskBytes: this.diskBytes, ...(basePoint ? { basePoint } : {}) });
+    const header = encodeSegmentHeader({
+      firstSeq: this.nextSeq,
+      createdMs: nowMs,
+      diskBytes: this.diskBytes,
+      written: this.written,
+      ...(basePoint ? { basePoint } : {}),
+    });
     const tmp = path + '.tmp';
     const fh = await open(tmp, 'w+');
     try {
       await fh.write(header, 0, header.length, 0);
-      await fh.sync();
+      await fh.datasync();
     } catch (err) {
       await fh.close();
       await unlink(tmp).catch(() => undefined);
@@ -152,10 +175,10 @@ export class Journal {
       firstSeq: this.nextSeq,
       path,
       createdMs: nowMs,
+      diskBytes: this.diskBytes,
       committedBytes: header.length,
       lastSeq: this.nextSeq - 1,
       newestTimeMs: nowMs,
-      pins: 0,
       ...(basePoint ? { basePoint } : {}),
     });
   }
@@ -166,11 +189,11 @@ export class Journal {
     return new EntryWriter(this.active, this.newest.committedBytes);
   }
 
-  /** Appends COMMIT after the entry `w` wrote, fsyncs, and advances the journal's position. */
+  /** Appends COMMIT after the entry `w` wrote, fdatasyncs, and advances the journal's position. */
   async commit(w: EntryWriter, lastSeq: number, timeMs: number, diskBytes: number, nowMs: number): Promise<void> {
-    await w.push(encodeCommit({ lastSeq, committedMs: nowMs }));
+    w.push(encodeCommit({ lastSeq, committedMs: nowMs }));
     await w.flush();
-    await this.active!.sync();
+    await this.active!.datasync();
     const s = this.newest!;
     s.committedBytes = w.endBytes;
     s.lastSeq = lastSeq;
@@ -179,9 +202,14 @@ export class Journal {
     this.diskBytes = diskBytes;
   }
 
-  /** fsyncs the newest segment (after an entry's items, before the replica is touched). */
+  /** fdatasyncs the newest segment (after an entry's items, before the replica is touched). */
   async syncActive(): Promise<void> {
-    await this.active!.sync();
+    await this.active!.datasync();
+  }
+
+  /** The path of the segment starting at `firstSeq`. */
+  segmentPath(firstSeq: number): string {
+    return join(this.dir, segmentName(firstSeq));
   }
 
   /**
@@ -216,13 +244,15 @@ export class Journal {
 
   /**
    * Deletes whole segments, oldest first, whose newest entry is older than `cutoffMs`; never
-   * the newest segment nor a pinned one. Returns how many it deleted.
+   * the newest segment nor one holding undo records after a pinned seq. Returns how many it
+   * deleted.
    */
   async dropOlderThan(cutoffMs: number): Promise<number> {
     let dropped = 0;
+    const pinned = this.pins.size ? Math.min(...this.pins.keys()) : Number.POSITIVE_INFINITY;
     while (this.segments.length > 1) {
       const s = this.segments[0];
-      if (s.pins > 0 || s.newestTimeMs >= cutoffMs) break;
+      if (s.lastSeq > pinned || s.newestTimeMs >= cutoffMs) break;
       await unlink(s.path);
       this.segments.shift();
       dropped++;
@@ -236,19 +266,27 @@ export class Journal {
     return this.segments[0]?.firstSeq ?? this.nextSeq;
   }
 
-  /** Keeps the segments holding seqs after `seq` from deletion until `release()`. */
+  /** Keeps every segment holding undo records of seqs after `seq` (now or later) from deletion until `release()`. */
   pin(seq: number): JournalPin {
-    const held = this.segments.filter((s) => s.lastSeq > seq);
-    for (const s of held) s.pins++;
+    this.pins.set(seq, (this.pins.get(seq) ?? 0) + 1);
     let released = false;
     return {
-      segments: held.map((s) => ({ path: s.path, firstSeq: s.firstSeq, committedBytes: s.committedBytes })),
+      seq,
       release: () => {
         if (released) return;
         released = true;
-        for (const s of held) s.pins--;
+        const n = (this.pins.get(seq) ?? 1) - 1;
+        if (n > 0) this.pins.set(seq, n);
+        else this.pins.delete(seq);
       },
     };
+  }
+
+  /** Number of open pins (tests, status). */
+  get pinCount(): number {
+    let n = 0;
+    for (const c of this.pins.values()) n += c;
+    return n;
   }
 
   async close(): Promise<void> {
@@ -257,12 +295,20 @@ export class Journal {
   }
 }
 
-const FLUSH_BYTES = 8 * 1024 * 1024;
+/** Parts shorter than this are copied into a shared buffer instead of being gathered one by one. */
+const SMALL_PART_BYTES = 16 * 1024;
+const ARENA_BYTES = 1024 * 1024;
 
-/** Appends items at a known position, in large writes. */
+/**
+ * Appends items at a known position. Everything pushed is written by `flush()` in one
+ * gathered write (small parts are first packed together), so an entry costs one syscall.
+ */
 export class EntryWriter {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  private arena = Buffer.allocUnsafe(0);
+  private arenaStart = 0;
+  private arenaUsed = 0;
 
   constructor(
     private readonly fh: FileHandle,
@@ -274,24 +320,40 @@ export class EntryWriter {
     return this.at + this.pendingBytes;
   }
 
-  async push(parts: Buffer[]): Promise<void> {
+  /** Queues one item's parts; returns where the item starts in the file. */
+  push(parts: Buffer[]): number {
+    const itemAt = this.endBytes;
     for (const p of parts) {
-      this.pending.push(p);
+      if (p.length < SMALL_PART_BYTES) {
+        if (this.arenaUsed + p.length > this.arena.length) {
+          this.sealArena();
+          this.arena = Buffer.allocUnsafe(ARENA_BYTES);
+          this.arenaStart = this.arenaUsed = 0;
+        }
+        p.copy(this.arena, this.arenaUsed);
+        this.arenaUsed += p.length;
+      } else {
+        this.sealArena();
+        this.pending.push(p);
+      }
       this.pendingBytes += p.length;
     }
-    if (this.pendingBytes >= FLUSH_BYTES || this.pending.length >= 4096) await this.flush();
+    return itemAt;
+  }
+
+  private sealArena(): void {
+    if (this.arenaUsed > this.arenaStart) this.pending.push(this.arena.subarray(this.arenaStart, this.arenaUsed));
+    this.arenaStart = this.arenaUsed;
   }
 
   async flush(): Promise<void> {
+    this.sealArena();
     if (!this.pendingBytes) return;
-    const buf = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const bufs = this.pending;
+    const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, this.at + done);
-      done += bytesWritten;
-    }
-    this.at += buf.length;
+    await writevAll(this.fh, bufs, this.at);
+    this.at += total;
   }
 }

@@ -2,8 +2,12 @@
  * The replica: a sparse file holding the disk at the newest committed seq. Reads past its
  * end give zeros; zeroing writes in bounded chunks.
  */
-import { constants } from 'node:fs';
+import { constants, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { writevAll } from './file-io.ts';
+
+/** Reads at most this long are made with a synchronous call: cheaper than a trip to the thread pool. */
+const SYNC_READ_BYTES = 128 * 1024;
 
 /** Largest piece read or written in one call. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -35,24 +39,36 @@ export class ImageFile {
 
   /** `length` bytes at `offset`; bytes past the end of the file read as zeros. */
   async read(offset: number, length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
-    const inFile = Math.max(0, Math.min(length, this.sizeBytes - offset));
-    let done = 0;
-    while (done < inFile) {
-      const { bytesRead } = await this.fh.read(out, done, inFile - done, offset + done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(out, offset);
     return out;
   }
 
-  async write(offset: number, data: Buffer): Promise<void> {
+  /** Fills `out` with the bytes at `offset`, in one read where the kernel allows; bytes past the end read as zeros. */
+  async readInto(out: Buffer, offset: number): Promise<void> {
+    const length = out.length;
+    const inFile = Math.max(0, Math.min(length, this.sizeBytes - offset));
     let done = 0;
-    while (done < data.length) {
-      const { bytesWritten } = await this.fh.write(data, done, data.length - done, offset + done);
-      done += bytesWritten;
+    while (done < inFile) {
+      const n =
+        inFile - done <= SYNC_READ_BYTES
+          ? readSync(this.fh.fd, out, done, inFile - done, offset + done)
+          : (await this.fh.read(out, done, inFile - done, offset + done)).bytesRead;
+      if (n === 0) break;
+      done += n;
     }
-    if (offset + data.length > this.sizeBytes) this.sizeBytes = offset + data.length;
+    if (done < length) out.fill(0, done);
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    await this.writev(offset, [data]);
+  }
+
+  /** Writes `bufs` back to back from `offset` (one gathered write). */
+  async writev(offset: number, bufs: Buffer[]): Promise<void> {
+    await writevAll(this.fh, bufs, offset);
+    const end = offset + bufs.reduce((n, b) => n + b.length, 0);
+    if (end > this.sizeBytes) this.sizeBytes = end;
   }
 
   async zero(offset: number, length: number): Promise<void> {
@@ -68,6 +84,11 @@ export class ImageFile {
 
   async sync(): Promise<void> {
     await this.fh.sync();
+  }
+
+  /** fdatasync: the data and the size, without the timestamps. */
+  async datasync(): Promise<void> {
+    await this.fh.datasync();
   }
 
   async close(): Promise<void> {

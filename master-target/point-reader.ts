@@ -1,0 +1,153 @@
+/**
+ * Reading a disk as it was at a recovery point, without copying anything: the replica's bytes,
+ * with every byte that a later record overwrote taken from the oldest UNDO item newer than the
+ * point (docs/journal-format.md, "Point-in-time reads"). Replication goes on meanwhile.
+ */
+import { readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { decompress } from '../core/lz4.ts';
+import type { JournalPin } from './journal.ts';
+import { ITEM_CHECKSUM_BYTES, UNDO_PAYLOAD_AT, UndoEncoding } from './journal-segment.ts';
+import type { ImageFile } from './replica.ts';
+import type { UndoIndex, UndoPiece } from './undo-index.ts';
+
+/** Reads at most this long use a synchronous call (cheaper than the thread pool when cached). */
+const SYNC_READ_BYTES = 128 * 1024;
+/** How long a read waits for a rollback to finish before it gives up. */
+const ROLLBACK_WAIT_MS = 30_000;
+
+/** What a reader needs from its stream. */
+export interface PointSource {
+  readonly replica: ImageFile;
+  readonly index: UndoIndex;
+  /** Odd while an uncommitted entry is being rolled back; changes when a rollback starts and ends. */
+  readonly rollbackEpoch: number;
+  /** The file of the segment whose first seq is `firstSeq`. */
+  segmentPath(firstSeq: number): string;
+}
+
+/** The reader was closed, or its stream was. */
+export class ReaderClosedError extends Error {}
+
+/**
+ * A read-only view of one disk stream at seq `seq`. Open it with `DiskStream.openReader(seq)`;
+ * it pins the journal segments it needs until `close()`.
+ *
+ * @example
+ * const reader = stream.openReader(42);
+ * try {
+ *   const first = await reader.read(0, 4096);
+ * } finally {
+ *   await reader.close();
+ * }
+ */
+export class PointInTimeReader {
+  private readonly files = new Map<number, Promise<FileHandle>>();
+  private closed = false;
+
+  constructor(
+    /** The point: the disk after records 1..seq. */
+    readonly seq: number,
+    /** The disk's size at the point. */
+    readonly sizeBytes: number,
+    private readonly source: PointSource,
+    private readonly pin: JournalPin,
+  ) {}
+
+  /** `length` bytes at `offset`; the range must lie within `sizeBytes`. */
+  async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.allocUnsafe(length);
+    await this.readInto(out, offset);
+    return out;
+  }
+
+  /** Fills `out` with the disk's bytes at `offset` at the point. */
+  async readInto(out: Buffer, offset: number): Promise<void> {
+    if (this.closed) throw new ReaderClosedError('point-in-time reader is closed');
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > this.sizeBytes) {
+      throw new RangeError(`read of ${out.length} bytes at ${offset} is outside the disk (${this.sizeBytes} bytes at seq ${this.seq})`);
+    }
+    const giveUpAt = Date.now() + ROLLBACK_WAIT_MS;
+    for (;;) {
+      const epoch = this.source.rollbackEpoch;
+      if (epoch % 2 === 0) {
+        try {
+          // The replica first, then the index: an apply adds its items to the index before it
+          // writes the replica, so whatever the replica read saw is covered (see the format).
+          await this.source.replica.readInto(out, offset);
+          await this.layBack(out, offset, this.source.index.lookup(this.seq, offset, out.length));
+          if (this.source.rollbackEpoch === epoch) return;
+        } catch (err) {
+          if (this.closed) throw new ReaderClosedError('point-in-time reader is closed', { cause: err });
+          if (this.source.rollbackEpoch === epoch) throw err;
+        }
+      }
+      if (Date.now() > giveUpAt) throw new Error(`point-in-time read at seq ${this.seq} waited too long for a rollback to finish`);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  private async layBack(out: Buffer, offset: number, pieces: UndoPiece[]): Promise<void> {
+    let unpacked: Map<number, Buffer> | undefined;
+    for (const p of pieces) {
+      const at = p.start - offset;
+      const n = p.end - p.start;
+      const u = p.item;
+      switch (u.encoding) {
+        case UndoEncoding.ZERO:
+          out.fill(0, at, at + n);
+          break;
+        case UndoEncoding.RAW:
+          await this.readSegment(u.segment, out, at, n, u.at + UNDO_PAYLOAD_AT + (p.start - u.offset));
+          break;
+        case UndoEncoding.LZ4: {
+          unpacked ??= new Map();
+          let old = unpacked.get(p.id);
+          if (!old) {
+            const payload = Buffer.allocUnsafe(u.itemBytes - UNDO_PAYLOAD_AT - ITEM_CHECKSUM_BYTES);
+            await this.readSegment(u.segment, payload, 0, payload.length, u.at + UNDO_PAYLOAD_AT);
+            old = decompress(payload, u.lengthBytes);
+            unpacked.set(p.id, old);
+          }
+          old.copy(out, at, p.start - u.offset, p.end - u.offset);
+          break;
+        }
+        default:
+          throw new Error(`undo item of seq ${u.seq} has unknown encoding ${u.encoding as number}`);
+      }
+    }
+  }
+
+  private async readSegment(segment: number, out: Buffer, at: number, length: number, position: number): Promise<void> {
+    const fh = await this.file(segment);
+    let done = 0;
+    while (done < length) {
+      const n =
+        length - done <= SYNC_READ_BYTES
+          ? readSync(fh.fd, out, at + done, length - done, position + done)
+          : (await fh.read(out, at + done, length - done, position + done)).bytesRead;
+      if (n === 0) throw new Error(`journal segment ${this.source.segmentPath(segment)} ends before byte ${position + length}`);
+      done += n;
+    }
+  }
+
+  private file(segment: number): Promise<FileHandle> {
+    let f = this.files.get(segment);
+    if (!f) {
+      f = open(this.source.segmentPath(segment), 'r');
+      f.catch(() => this.files.delete(segment));
+      this.files.set(segment, f);
+    }
+    return f;
+  }
+
+  /** Releases the pin and the files. Reads after this fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pin.release();
+    const files = [...this.files.values()];
+    this.files.clear();
+    await Promise.all(files.map((f) => f.then((fh) => fh.close()).catch(() => undefined)));
+  }
+}
