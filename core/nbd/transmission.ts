@@ -173,8 +173,10 @@ export class Transmission {
         payload = queue.take(request.length, this.options.pool);
         this.waitingWrite = undefined;
       }
-      if (this.state === 'shutting-down') this.reply(request, NbdErrno.ESHUTDOWN);
-      else this.dispatch(request, payload);
+      if (this.state === 'shutting-down') {
+        if (payload) this.options.pool.release(payload);
+        this.reply(request, NbdErrno.ESHUTDOWN);
+      } else this.dispatch(request, payload);
     }
   }
 
@@ -205,6 +207,7 @@ export class Transmission {
   private dispatch(r: Request, payload: Buffer | undefined): void {
     const refused = this.check(r);
     if (refused !== 0) {
+      if (payload) this.options.pool.release(payload);
       this.reply(r, refused);
       return;
     }
