@@ -4,10 +4,11 @@
  */
 import { constants, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { writevAll } from './file-io.ts';
+import { writevAll, writevAllSync } from './file-io.ts';
 
-/** Reads at most this long are made with a synchronous call: cheaper than a trip to the thread pool. */
+/** Reads and writes at most this long use synchronous calls: cheaper than a trip to the thread pool. */
 const SYNC_READ_BYTES = 128 * 1024;
+const SYNC_WRITE_BYTES = 128 * 1024;
 
 /** Largest piece read or written in one call. */
 export const CHUNK_BYTES = 1024 * 1024;
@@ -66,8 +67,10 @@ export class ImageFile {
 
   /** Writes `bufs` back to back from `offset` (one gathered write). */
   async writev(offset: number, bufs: Buffer[]): Promise<void> {
-    await writevAll(this.fh, bufs, offset);
-    const end = offset + bufs.reduce((n, b) => n + b.length, 0);
+    const bytes = bufs.reduce((n, b) => n + b.length, 0);
+    if (bytes <= SYNC_WRITE_BYTES) writevAllSync(this.fh.fd, bufs, offset);
+    else await writevAll(this.fh, bufs, offset);
+    const end = offset + bytes;
     if (end > this.sizeBytes) this.sizeBytes = end;
   }
 
