@@ -118,6 +118,18 @@ describe('master target HTTP API', () => {
     assert.match((await json(missing)).hint, /points/);
     assert.equal((await mt.app.request('/v1/machines/m1/disks/disk0/image?at=yesterday-ish', { headers: auth })).status, 400);
   });
+  it('streams an export in chunks and releases its reader when the client goes away', async () => {
+    const stream = mt.store.get('m1', 'disk0')!;
+    const res = await mt.app.request('/v1/machines/m1/disks/disk0/image?at=latest', { headers: auth });
+    assert.equal(res.status, 200);
+    assert.equal(Number(res.headers.get('content-length')), 8 * MiB);
+    assert.equal(stream.openReaders, 1);
+    const body = res.body!.getReader();
+    const first = await body.read();
+    assert.ok(first.value && first.value.length > 0 && first.value.length < 8 * MiB, 'the first chunk is a part of the image');
+    await body.cancel();
+    assert.equal(stream.openReaders, 0);
+  });
 });
 
 describe('master target over a real socket', () => {
