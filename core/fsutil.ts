@@ -12,10 +12,12 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+let tmpCounter = 0;
+
 /** Writes a file so that a reader sees the old or the new content, never a mix: tmp, fsync, rename, fsync dir. */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = `${path}.tmp-${process.pid}-${++tmpCounter}`;
   const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(data);

@@ -14,7 +14,8 @@ import { Uploader, sleep } from '../uploader.ts';
 import { heartbeatLoop } from '../heartbeat.ts';
 import { TapDisk } from './tap-disk.ts';
 import { LogUploader } from './log-uploader.ts';
-import { loadTapState, newTapState, saveTapState, currentBootId } from './tap-state.ts';
+import { loadTapState, newTapState, saveTapState, currentBootId, type TapState } from './tap-state.ts';
+import { Mutex } from '../../core/mutex.ts';
 
 /** Default bound of each disk's change log. */
 export const DEFAULT_MAX_LOG_BYTES = 1024 * 1024 * 1024;
@@ -68,8 +69,14 @@ async function openTapDisk(o: TapAgentOptions, index: number, log: Logger): Prom
   return disk;
 }
 
+/** Saves one disk's state, one save at a time (the uploader and the sync loop both save it). */
+function stateSaver(dir: string, state: TapState): () => Promise<void> {
+  const lock = new Mutex();
+  return () => lock.run(() => saveTapState(dir, state));
+}
+
 /** Runs the initial sync and resyncs of one disk, yielding between synchronous steps. */
-async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, dir: string): Promise<void> {
+async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, save: () => Promise<void>): Promise<void> {
   let steps = 0;
   while (!o.signal.aborted) {
     const s = disk.state;
@@ -85,14 +92,14 @@ async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, dir:
         o.onProgress?.(disk.name, 'INITIAL_SYNC', Math.min(disk.sizeBytes, s.initialSync.cursorBlock * 65536), disk.sizeBytes);
         if (++steps % CURSOR_SAVE_STEPS === 0 || s.initialSync.done !== was) {
           disk.changeLog.syncDataSync();
-          await saveTapState(dir, s);
+          await save();
         }
       }
     } else if (s.bitmapMode && disk.changeLog.bytes < o.maxLogBytes / 4) {
       progressed = disk.resyncStep(RESYNC_ROUND_BLOCKS);
       if (progressed) {
         o.onProgress?.(disk.name, 'RESYNC', 0, disk.bitmap.dirtyCount * 65536);
-        await saveTapState(dir, s);
+        await save();
       }
     }
     if (!progressed) await sleep(s.initialSync.done && !s.bitmapMode ? 200 : 20, o.signal).catch(() => undefined);
@@ -113,18 +120,18 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
 
   const loops: Promise<void>[] = [];
   for (const disk of disks) {
-    const dir = join(o.stateDir, disk.name);
+    const save = stateSaver(join(o.stateDir, disk.name), disk.state);
     const dlog = log.child({ disk: disk.name });
     const uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: disk.name, log: dlog, signal: o.signal });
     const lu = new LogUploader({
       disk, uploader, log: dlog, signal: o.signal,
       onAck: async (next) => {
         disk.state.ackedNextSeq = next;
-        await saveTapState(dir, disk.state);
+        await save();
       },
     });
     disk.onAppend = () => lu.wake();
-    loops.push(lu.run(), syncLoop(disk, lu, o, dir));
+    loops.push(lu.run(), syncLoop(disk, lu, o, save));
   }
   loops.push(heartbeatLoop(o, () => disks.map((d) => ({
     disk: d.name, phase: d.phase, totalBytes: d.sizeBytes,

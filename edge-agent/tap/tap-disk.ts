@@ -175,6 +175,11 @@ export class TapDisk implements NbdExport {
 
   // ---- initial sync and resync ----------------------------------------------------------
 
+  /** Sync and resync steps use at most half the log, leaving room for live writes; an empty log always takes one step. */
+  private hasRoomFor(blocks: number): boolean {
+    return this.changeLog.bytes === 0 || this.changeLog.bytes + blocks * (BLOCK + 128) <= this.o.maxLogBytes / 2;
+  }
+
   /**
    * One synchronous step of the initial sync: reads the next blocks and logs those that are
    * not zero (or all, with sendZeros). Returns false when the log has no room for them yet.
@@ -185,7 +190,7 @@ export class TapDisk implements NbdExport {
     if (s.done) return true;
     const first = s.cursorBlock;
     const count = Math.min(SYNC_STEP_BLOCKS, blocks - first);
-    if (this.changeLog.bytes + count * (BLOCK + 128) > this.o.maxLogBytes / 2) return false;
+    if (!this.hasRoomFor(count)) return false;
     const records: BatchRecord[] = [];
     for (let b = first; b < first + count; b++) {
       const len = Math.min(BLOCK, this.sizeBytes - b * BLOCK);
@@ -211,7 +216,7 @@ export class TapDisk implements NbdExport {
     const dirty = this.bitmap.take(maxBlocks + 1);
     const last = dirty.length <= maxBlocks;
     const round = dirty.slice(0, maxBlocks);
-    if (this.changeLog.bytes + round.length * (BLOCK + 128) > this.o.maxLogBytes / 2) return false;
+    if (!this.hasRoomFor(round.length)) return false;
     const records: BatchRecord[] = [];
     for (const b of round) {
       const len = Math.min(BLOCK, this.sizeBytes - b * BLOCK);
