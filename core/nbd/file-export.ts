@@ -1,18 +1,20 @@
 /**
  * An NBD export over a regular file: the reference backend, used by tests and benchmarks.
  *
- * Small requests use synchronous calls: a 4 KiB read or write of cached data takes less time
- * than handing it to the thread pool. Large requests, and anything that waits for the disk
- * (fsync), go through the thread pool so one slow call does not stall other connections.
+ * Reads and writes up to `syncMaxBytes` use synchronous calls while they stay fast (see
+ * SyncGate): for cached data that is cheaper than a trip through the thread pool. Larger
+ * requests, anything that waits for the disk (fdatasync), and every call while the disk is
+ * slow go through the thread pool, so one slow call does not stall other connections.
  */
 import { readSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { NbdExport } from './export.ts';
 import { NbdError } from './nbd-error.ts';
 import { NbdErrno } from './protocol.ts';
+import { SyncGate } from './sync-gate.ts';
 
-/** Requests up to this size use synchronous file calls unless told otherwise. */
-export const DEFAULT_SYNC_MAX_BYTES = 64 * 1024;
+/** Requests up to this size may use synchronous file calls unless told otherwise. */
+export const DEFAULT_SYNC_MAX_BYTES = 1024 * 1024;
 /** Zeros are written from one shared, never-modified buffer of this size. */
 const ZERO_CHUNK_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(ZERO_CHUNK_BYTES);
@@ -23,7 +25,7 @@ export interface FileExportOptions {
   description?: string;
   /** Open the file read-only and refuse writes. @default false */
   readOnly?: boolean;
-  /** Largest request served with synchronous calls; 0 makes every call asynchronous. @default DEFAULT_SYNC_MAX_BYTES */
+  /** Largest request that may be served with synchronous calls; 0 makes every call asynchronous. @default DEFAULT_SYNC_MAX_BYTES */
   syncMaxBytes?: number;
 }
 
@@ -55,6 +57,7 @@ export async function openFileExport(path: string, options: FileExportOptions): 
     throw err;
   }
   const fd = file.fd;
+  const gate = new SyncGate(syncMaxBytes);
 
   const refuseIfReadOnly = () => {
     if (readOnly) throw new NbdError(NbdErrno.EPERM, `export ${options.name} is read-only`);
@@ -74,15 +77,18 @@ export async function openFileExport(path: string, options: FileExportOptions): 
     }
   }
 
-  /** Fills `target` from `offset`: now if small, else through the thread pool. */
+  /** Fills `target` from `offset`: now if the gate allows, else through the thread pool. */
   function readInto(offset: number, target: Buffer): Promise<void> | undefined {
-    if (target.length > syncMaxBytes) return readAll(file, target, offset);
-    let filled = 0;
-    while (filled < target.length) {
-      const n = readSync(fd, target, filled, target.length - filled, offset + filled);
-      if (n === 0) break;
-      filled += n;
-    }
+    if (!gate.allows(target.length)) return readAll(file, target, offset);
+    const filled = gate.run(() => {
+      let done = 0;
+      while (done < target.length) {
+        const n = readSync(fd, target, done, target.length - done, offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    });
     // Past the end of a file that shrank underneath: zeros.
     if (filled < target.length) target.fill(0, filled);
     return undefined;
@@ -107,10 +113,12 @@ export async function openFileExport(path: string, options: FileExportOptions): 
 
     write(offset, data, fua) {
       refuseIfReadOnly();
-      if (!fua && data.length <= syncMaxBytes) {
-        for (let done = 0; done < data.length; ) {
-          done += writeSync(fd, data, done, data.length - done, offset + done);
-        }
+      if (!fua && gate.allows(data.length)) {
+        gate.run(() => {
+          for (let done = 0; done < data.length; ) {
+            done += writeSync(fd, data, done, data.length - done, offset + done);
+          }
+        });
         return;
       }
       return writeAll(file, data, offset).then(() => (fua ? file.datasync() : undefined));
@@ -127,10 +135,12 @@ export async function openFileExport(path: string, options: FileExportOptions): 
 
     writeZeroes(offset, length, fua, mayTrim) {
       refuseIfReadOnly();
-      if (!fua && length <= syncMaxBytes && !(mayTrim && offset + length === sizeBytes)) {
-        for (let done = 0; done < length; ) {
-          done += writeSync(fd, ZEROS, 0, Math.min(ZERO_CHUNK_BYTES, length - done), offset + done);
-        }
+      if (!fua && !(mayTrim && offset + length === sizeBytes) && gate.allows(length)) {
+        gate.run(() => {
+          for (let done = 0; done < length; ) {
+            done += writeSync(fd, ZEROS, 0, Math.min(ZERO_CHUNK_BYTES, length - done), offset + done);
+          }
+        });
         return;
       }
       return zeroRange(offset, length, mayTrim).then(() => (fua ? file.datasync() : undefined));
