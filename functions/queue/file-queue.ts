@@ -205,7 +205,9 @@ class FileQueue implements MessageQueue {
       };
       const timer = setTimeout(done, Math.max(0, untilMs - Date.now()));
       this.#waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      // An abort before this point fires no event: check, or the sleep lasts the whole wait.
+      if (signal?.aborted) done();
+      else signal?.addEventListener('abort', done, { once: true });
     });
   }
 

@@ -24,3 +24,13 @@ it('keeps messages and their receive counts across a reopen of the directory', a
   const got = await again.receive({ maxMessages: 10, visibilityTimeoutSeconds: 30 });
   assert.deepEqual(got.map((g) => [g.body, g.receiveCount]), [['durable', 2], ['second', 1]]);
 });
+
+it('ends a long poll at once when its signal is aborted before it begins to wait', async () => {
+  const q = await (await FileQueueProvider.open(join(root, 'abort'))).open('site-y');
+  const stop = new AbortController();
+  const started = Date.now();
+  const polling = q.receive({ waitSeconds: 20, signal: stop.signal });
+  stop.abort();
+  await assert.rejects(polling);
+  assert.ok(Date.now() - started < 1000);
+});
