@@ -10,7 +10,7 @@ import { readAt, type DiskSource } from './disk-source.ts';
 import type { Uploader } from './uploader.ts';
 
 /** Raw bytes gathered before a batch is sent. */
-export const BATCH_RAW_BYTES = 4 * 1024 * 1024;
+export const BATCH_RAW_BYTES = 8 * 1024 * 1024;
 const READ_BLOCKS = 16;
 const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
 

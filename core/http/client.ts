@@ -2,7 +2,13 @@
  * The small HTTP client the components use to reach each other: JSON in and out, a bearer
  * token when configured, a timeout, and errors that say which peer failed and how.
  */
+import { request as httpRequest, Agent as HttpAgent } from 'node:http';
+import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { RemoteError, TidemarkError } from '../errors.ts';
+
+/** Kept-alive connections for batch uploads (fetch would copy each multi-megabyte body). */
+const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
 
 export class PeerUnreachableError extends TidemarkError {}
 
@@ -55,10 +61,40 @@ export async function requestJson<T = unknown>(base: string, method: string, pat
   return { status: res.status, body: (await parse(res)) as T };
 }
 
-/** Sends one binary body (a frame); any answer is returned. */
-export async function postBinary<T = unknown>(base: string, path: string, data: Uint8Array, opts: PeerOptions = {}): Promise<PeerResponse<T>> {
-  const res = await call(base, path, { method: 'POST', headers: headers(opts.token, { 'content-type': 'application/octet-stream' }), body: data }, opts);
-  return { status: res.status, body: (await parse(res)) as T };
+/** Sends one binary body (a frame) over a kept-alive connection; any answer is returned. */
+export function postBinary<T = unknown>(base: string, path: string, data: Uint8Array, opts: PeerOptions = {}): Promise<PeerResponse<T>> {
+  const url = new URL(join(base, path));
+  const secure = url.protocol === 'https:';
+  const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
+  return new Promise((resolve, reject) => {
+    const req = (secure ? httpsRequest : httpRequest)(url, {
+      method: 'POST',
+      agent: secure ? httpsAgent : httpAgent,
+      headers: headers(opts.token, { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }),
+      signal,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (b: Buffer) => chunks.push(b));
+      res.on('error', fail);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = {};
+        try {
+          body = text ? JSON.parse(text) : {};
+        } catch {
+          body = { error: text.slice(0, 500) };
+        }
+        resolve({ status: res.statusCode ?? 0, body: body as T });
+      });
+    });
+    function fail(cause: Error & { code?: string }) {
+      if (opts.signal?.aborted) return reject(opts.signal.reason);
+      reject(new PeerUnreachableError(`cannot reach ${base} (${cause.code ?? cause.name})`, { cause, hint: 'check the URL and that the server is running' }));
+    }
+    req.on('error', fail);
+    req.end(data);
+  });
 }
 
 /** GET that must succeed; anything but 2xx throws a RemoteError carrying the peer's message. */
