@@ -48,7 +48,10 @@ export interface NbdExport {
    */
   readonly multiConn?: boolean;
 
-  /** Exactly `length` bytes at `offset`; a buffer of another length becomes EIO. */
+  /**
+   * Exactly `length` bytes at `offset`; a buffer of another length becomes EIO. The server
+   * may send the buffer itself rather than a copy: leave it unchanged afterwards.
+   */
   read(offset: number, length: number): MaybePromise<Buffer>;
   /**
    * Optional faster `read`: fills all of `target` with the bytes at `offset`. When present the

@@ -3,15 +3,19 @@
  * the thread pool. Synchronous calls are cheaper for data in the page cache (handing 256 KiB
  * reads to the thread pool spent a quarter of the server's CPU time waking threads) but stall
  * every connection while the disk is slow. So calls run synchronously up to `maxBytes`, and
- * one that takes longer than `slowMs` sends every call to the thread pool for `backoffMs`.
+ * `slowInARow` calls in a row that each take longer than `slowMs` send every call to the
+ * thread pool for `backoffMs`. (One slow call alone proves little: on a busy machine the
+ * process is often descheduled for a few milliseconds in the middle of a fast call.)
  */
 export class SyncGate {
   private asyncUntilMs = 0;
+  private slowCalls = 0;
 
   constructor(
     private readonly maxBytes: number,
     private readonly slowMs = 1,
     private readonly backoffMs = 1000,
+    private readonly slowInARow = 2,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -31,7 +35,11 @@ export class SyncGate {
       return call();
     } finally {
       const end = this.now();
-      if (end - start > this.slowMs) this.asyncUntilMs = end + this.backoffMs;
+      if (end - start <= this.slowMs) this.slowCalls = 0;
+      else if (++this.slowCalls >= this.slowInARow) {
+        this.slowCalls = 0;
+        this.asyncUntilMs = end + this.backoffMs;
+      }
     }
   }
 }

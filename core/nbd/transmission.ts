@@ -2,11 +2,11 @@
  * The transmission phase of one connection: parse requests from the receive queue, check
  * them, call the export, send simple replies.
  *
- * Speed matters here (it sits on a guest's disk path), so the hot path stays synchronous: a
- * backend that answers with a plain value is replied to in the same turn, and replies made
- * while parsing one burst of requests leave in one write (cork). A backend that returns a
- * promise lets later requests start meanwhile, up to `maxInFlight`; their replies go out as
- * they settle, which the protocol allows (the handle pairs them).
+ * Speed matters here (it sits on a guest's disk path), so the hot path stays synchronous and
+ * allocates little: a backend that answers with a plain value is replied to in the same turn,
+ * and the small replies made while parsing one burst of requests leave in one write. A
+ * backend that returns a promise lets later requests start meanwhile, up to `maxInFlight`;
+ * their replies go out as they settle, which the protocol allows (the handle pairs them).
  */
 import type { Socket } from 'node:net';
 import type { BufferPool } from './buffer-pool.ts';
@@ -62,6 +62,10 @@ export class Transmission {
   private pumping = false;
   private inFlight = 0;
   private waitingForDrain = false;
+  /** Small replies made during the current burst, sent as one write when it ends. */
+  private batch: Buffer[] = [];
+  private batchBytes = 0;
+  private batchWritten: (() => void)[] = [];
   /** A parsed write header waiting for its payload. */
   private waitingWrite: Request | undefined;
   /** A write refused for its length, whose payload is still being skipped. */
@@ -86,7 +90,6 @@ export class Transmission {
   pump(): void {
     if (this.pumping || this.state === 'closed' || this.state === 'draining') return;
     this.pumping = true;
-    this.socket.cork();
     try {
       this.parseRequests();
     } catch (err) {
@@ -94,8 +97,8 @@ export class Transmission {
       this.options.log.warn('nbd connection failed', { ...this.options.logFields, error: String(err) });
       this.socket.destroy();
     } finally {
-      this.socket.uncork();
       this.pumping = false;
+      this.flushBatch();
     }
     if (this.state === 'shutting-down') this.drain();
     this.applyReadPressure();
@@ -204,118 +207,97 @@ export class Transmission {
     }
   }
 
+  /**
+   * Starts the backend call for `r`. `payload` is a write's data; a read through `readInto`
+   * gets a reply buffer instead. Either is handed back to the pool when the call is over.
+   * Closures are made only for calls that return a promise: the synchronous path is hot.
+   */
   private dispatch(r: Request, payload: Buffer | undefined): void {
+    const pool = this.options.pool;
     const refused = this.check(r);
     if (refused !== 0) {
-      if (payload) this.options.pool.release(payload);
+      if (payload) pool.release(payload);
       this.reply(r, refused);
       return;
     }
     const exp = this.exp;
     const fua = (r.flags & CmdFlag.FUA) !== 0;
-    const ok = () => this.reply(r, 0);
-    const failed = (err: unknown) => this.fail(r, err);
-    switch (r.type) {
-      case NbdCmd.READ:
-        if (r.length === 0) this.reply(r, 0, Buffer.alloc(0));
-        else if (exp.readInto) this.readInto(r, exp.readInto.bind(exp));
-        else this.run(() => exp.read(r.offset, r.length), (data) => this.sendRead(r, data), failed);
-        return;
-      case NbdCmd.WRITE: {
-        const data = payload!;
-        // The payload buffer is reused once the backend is done with it (see NbdExport.write).
-        const release = () => this.options.pool.release(data);
-        this.run(
-          () => exp.write(r.offset, data, fua),
-          () => (release(), ok()),
-          (err) => (release(), failed(err)),
-        );
-        return;
-      }
-      case NbdCmd.FLUSH:
-        this.run(() => exp.flush(), ok, failed);
-        return;
-      case NbdCmd.TRIM:
-        this.run(() => exp.trim(r.offset, r.length, fua), ok, failed);
-        return;
-      case NbdCmd.WRITE_ZEROES:
-        this.run(() => exp.writeZeroes(r.offset, r.length, fua, (r.flags & CmdFlag.NO_HOLE) === 0), ok, failed);
-        return;
-      case NbdCmd.DISC:
-        // No reply; pending requests finish first.
-        this.state = 'draining';
-        this.drain();
-        return;
-    }
-  }
-
-  /**
-   * Calls the backend; `done` or `failed` runs now if it answered now, else when its promise
-   * settles (meanwhile later requests may start).
-   */
-  private run<T>(call: () => T | Promise<T>, done: (value: T) => void, failed: (err: unknown) => void): void {
-    let result: T | Promise<T>;
+    let buffer = payload;
+    let result: unknown;
     try {
-      result = call();
+      switch (r.type) {
+        case NbdCmd.READ:
+          if (r.length === 0) {
+            this.reply(r, 0);
+            return;
+          }
+          if (exp.readInto) {
+            // The data lands right after the reply header: one buffer, one write, no copy.
+            buffer = pool.acquire(SIMPLE_REPLY_HEADER_BYTES + r.length);
+            result = exp.readInto(r.offset, buffer.subarray(SIMPLE_REPLY_HEADER_BYTES));
+          } else result = exp.read(r.offset, r.length);
+          break;
+        case NbdCmd.WRITE:
+          result = exp.write(r.offset, payload!, fua);
+          break;
+        case NbdCmd.FLUSH:
+          result = exp.flush();
+          break;
+        case NbdCmd.TRIM:
+          result = exp.trim(r.offset, r.length, fua);
+          break;
+        case NbdCmd.WRITE_ZEROES:
+          result = exp.writeZeroes(r.offset, r.length, fua, (r.flags & CmdFlag.NO_HOLE) === 0);
+          break;
+        case NbdCmd.DISC:
+          // No reply; pending requests finish first.
+          this.state = 'draining';
+          this.drain();
+          return;
+      }
     } catch (err) {
-      failed(err);
+      this.failed(r, buffer, err);
       return;
     }
-    if (typeof (result as { then?: unknown } | undefined)?.then === 'function') {
+    if (result instanceof Promise || typeof (result as { then?: unknown } | undefined)?.then === 'function') {
       this.inFlight++;
-      (result as Promise<T>).then(
-        (value) => this.settled(() => done(value)),
-        (err) => this.settled(() => failed(err)),
+      Promise.resolve(result).then(
+        (value) => this.settled(r, buffer, value, undefined, false),
+        (err) => this.settled(r, buffer, undefined, err, true),
       );
       return;
     }
-    done(result as T);
+    this.succeeded(r, buffer, result);
   }
 
-  private settled(send: () => void): void {
+  private settled(r: Request, buffer: Buffer | undefined, value: unknown, err: unknown, isError: boolean): void {
     this.inFlight--;
     try {
-      send();
-    } catch (err) {
-      this.options.log.warn('nbd reply failed', { ...this.options.logFields, error: String(err) });
+      if (isError) this.failed(r, buffer, err);
+      else this.succeeded(r, buffer, value);
+    } catch (e) {
+      this.options.log.warn('nbd reply failed', { ...this.options.logFields, error: String(e) });
       this.socket.destroy();
     }
     if (this.state === 'open' || this.state === 'shutting-down') this.pump();
     else this.drain();
   }
 
-  /** A read through `readInto`: data lands after the reply header in one pooled buffer. */
-  private readInto(r: Request, readInto: (offset: number, target: Buffer) => unknown): void {
+  private succeeded(r: Request, buffer: Buffer | undefined, value: unknown): void {
     const pool = this.options.pool;
-    const reply = pool.acquire(SIMPLE_REPLY_HEADER_BYTES + r.length);
-    this.run(
-      () => readInto(r.offset, reply.subarray(SIMPLE_REPLY_HEADER_BYTES)),
-      () => {
-        writeReplyHeader(reply, 0, r.handle);
-        this.send(reply, undefined, () => pool.release(reply));
-      },
-      (err) => {
-        pool.release(reply);
-        this.fail(r, err);
-      },
-    );
-  }
-
-  private sendRead(r: Request, data: Buffer): void {
-    if (!Buffer.isBuffer(data) || data.length !== r.length) {
-      this.options.log.warn('nbd export read returned the wrong length', {
-        ...this.options.logFields,
-        offset: r.offset,
-        length: r.length,
-        returned: Buffer.isBuffer(data) ? (data as Buffer).length : typeof data,
-      });
-      this.reply(r, NbdErrno.EIO);
+    if (r.type === NbdCmd.READ) {
+      if (buffer) {
+        writeReplyHeader(buffer, 0, r.handle);
+        this.send(buffer, undefined, () => pool.release(buffer));
+      } else this.sendRead(r, value);
       return;
     }
-    this.reply(r, 0, data);
+    if (buffer) pool.release(buffer);
+    this.reply(r, 0);
   }
 
-  private fail(r: Request, err: unknown): void {
+  private failed(r: Request, buffer: Buffer | undefined, err: unknown): void {
+    if (buffer) this.options.pool.release(buffer);
     const errno = nbdErrnoOf(err);
     this.options.log.warn('nbd request failed', {
       ...this.options.logFields,
@@ -328,6 +310,20 @@ export class Transmission {
     this.reply(r, errno);
   }
 
+  private sendRead(r: Request, data: unknown): void {
+    if (!Buffer.isBuffer(data) || data.length !== r.length) {
+      this.options.log.warn('nbd export read returned the wrong length', {
+        ...this.options.logFields,
+        offset: r.offset,
+        length: r.length,
+        returned: Buffer.isBuffer(data) ? data.length : typeof data,
+      });
+      this.reply(r, NbdErrno.EIO);
+      return;
+    }
+    this.reply(r, 0, data);
+  }
+
   private reply(r: Request, errno: number, data?: Buffer): void {
     const header = Buffer.allocUnsafe(SIMPLE_REPLY_HEADER_BYTES);
     writeReplyHeader(header, errno, r.handle);
@@ -335,26 +331,56 @@ export class Transmission {
   }
 
   /**
-   * Writes one reply (one or two buffers). Inside a burst the socket is corked already and
-   * small replies join it; a large reply first lets the burst go, then leaves on its own.
+   * Sends one reply (one or two buffers); `written` runs once the buffers may be reused.
+   * During a burst a small reply joins the batch; a large one first lets the batch go, then
+   * leaves on its own.
    */
   private send(first: Buffer, second?: Buffer, written?: () => void): void {
+    const bytes = first.length + (second?.length ?? 0);
+    if (this.pumping && bytes <= BATCHED_REPLY_BYTES) {
+      this.batch.push(first);
+      if (second !== undefined && second.length > 0) this.batch.push(second);
+      this.batchBytes += bytes;
+      // The batch is copied into one buffer when sent, except a lone reply (see flushBatch).
+      if (written) this.batchWritten.push(written);
+      return;
+    }
+    this.flushBatch();
     const socket = this.socket;
-    if (this.state === 'closed' || socket.destroyed || socket.writableEnded) {
+    if (!this.writable()) {
       written?.();
       return;
     }
-    const large = first.length + (second?.length ?? 0) > BATCHED_REPLY_BYTES;
-    if (this.pumping && large) socket.uncork();
-    // Cork only to join two buffers into one write.
-    const join = second !== undefined && second.length > 0 && (!this.pumping || large);
-    if (join) socket.cork();
     if (second !== undefined && second.length > 0) {
+      // Corked, the two buffers leave in one writev.
+      socket.cork();
       socket.write(first);
       socket.write(second, written);
+      socket.uncork();
     } else socket.write(first, written);
-    if (join) socket.uncork();
-    if (this.pumping && large) socket.cork();
+  }
+
+  private flushBatch(): void {
+    const count = this.batch.length;
+    if (count === 0) return;
+    const data = count === 1 ? this.batch[0] : Buffer.concat(this.batch, this.batchBytes);
+    const written = this.batchWritten;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.batchWritten = [];
+    const done = written.length === 0 ? undefined : () => written.forEach((w) => w());
+    if (!this.writable()) done?.();
+    else if (count === 1) this.socket.write(data, done);
+    else {
+      this.socket.write(data);
+      // Concatenated: the originals are free already.
+      done?.();
+    }
+  }
+
+  private writable(): boolean {
+    const socket = this.socket;
+    return this.state !== 'closed' && !socket.destroyed && !socket.writableEnded;
   }
 
   /** Ends the connection once nothing is pending (after DISC, bad magic or shutdown). */
@@ -370,6 +396,7 @@ export class Transmission {
       this.queue.clear();
       const socket = this.socket;
       socket.pause();
+      this.flushBatch();
       if (!socket.destroyed && !socket.writableEnded) socket.end(() => socket.destroy());
     }
     this.finishIfIdle();
