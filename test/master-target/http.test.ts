@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { silentLogger } from '../../core/log.ts';
 import { encodeFrame, RecordType } from '../../core/wire/frame.ts';
 import { xxh64Of } from '../../core/hash.ts';
+import { serve } from '../../core/http/serve.ts';
 import { openMasterTarget, startMasterTarget, type MasterTargetApp } from '../../master-target/server.ts';
 import { generateBatches, referenceHash, sha256, tempDir } from './support.ts';
 
@@ -160,6 +161,28 @@ describe('master target over a real socket', () => {
       for (let i = 0; i < 50 && (await readdir(join(dir.path, 'tmp'))).length; i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(await readdir(join(dir.path, 'tmp')), []);
     } finally {
+      await mt.close();
+      await dir.remove();
+    }
+  });
+
+  it('releases the reader of an export when the client disconnects mid-image', async () => {
+    const dir = await tempDir('http-abort');
+    const mt = await openMasterTarget({ dataDir: dir.path, retentionSeconds: 100 * 365 * 86400, log: silentLogger });
+    const listening = await serve(mt.app, { host: '127.0.0.1', port: 0 });
+    try {
+      for (const b of batches) assert.equal((await post(mt, encodeFrame(b), undefined, {})).status, 200);
+      const stream = mt.store.get('m1', 'disk0')!;
+      const abort = new AbortController();
+      const res = await fetch(`${listening.url}/v1/machines/m1/disks/disk0/image?at=latest`, { signal: abort.signal });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-length'), String(8 * MiB));
+      await res.body!.getReader().read();
+      abort.abort();
+      for (let i = 0; i < 100 && stream.openReaders; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(stream.openReaders, 0);
+    } finally {
+      await listening.close();
       await mt.close();
       await dir.remove();
     }
