@@ -11,7 +11,8 @@ import type { Uploader } from './uploader.ts';
 
 /** Raw bytes gathered before a batch is sent. */
 export const BATCH_RAW_BYTES = 8 * 1024 * 1024;
-const READ_BLOCKS = 16;
+/** Blocks per read; two reads are kept going so that reading overlaps hashing. */
+const READ_BLOCKS = 64;
 const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
 
 export type PassKind = 'initial' | 'rescan' | 'resync';
@@ -56,7 +57,14 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
   const size = o.src.sizeBytes;
   const blocks = o.manifest.blockCount;
   const flags = o.kind === 'initial' ? FrameFlag.INITIAL_SYNC : o.kind === 'resync' ? FrameFlag.RESYNC : 0;
-  const buf = Buffer.alloc(READ_BLOCKS * BLOCK_BYTES);
+  const buffers = [Buffer.alloc(READ_BLOCKS * BLOCK_BYTES), Buffer.alloc(READ_BLOCKS * BLOCK_BYTES)];
+  const readChunk = async (first: number, buf: Buffer): Promise<Buffer> => {
+    const offset = first * BLOCK_BYTES;
+    const want = Math.min(Math.min(READ_BLOCKS, blocks - first) * BLOCK_BYTES, size - offset);
+    const got = await readAt(o.src, buf, want, offset);
+    if (got < want) buf.fill(0, got, want);
+    return buf;
+  };
   let nextSeq = o.nextSeq;
   let changedBlocks = 0;
   let sentBytes = 0;
@@ -87,13 +95,13 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
     await previous;
   };
 
-  for (let first = o.startBlock; first < blocks; first += READ_BLOCKS) {
+  let reading: Promise<Buffer> | undefined = o.startBlock < blocks ? readChunk(o.startBlock, buffers[0]) : undefined;
+  for (let first = o.startBlock, turn = 0; first < blocks; first += READ_BLOCKS, turn ^= 1) {
     o.signal.throwIfAborted();
     const count = Math.min(READ_BLOCKS, blocks - first);
-    const offset = first * BLOCK_BYTES;
-    const want = Math.min(count * BLOCK_BYTES, size - offset);
-    const got = await readAt(o.src, buf, want, offset);
-    if (got < want) buf.fill(0, got, want);
+    const buf = await reading!;
+    reading = first + READ_BLOCKS < blocks ? readChunk(first + READ_BLOCKS, buffers[turn ^ 1]) : undefined;
+    reading?.catch(() => undefined); // a failed read surfaces when it is awaited
     for (let i = 0; i < count; i++) {
       const block = first + i;
       const len = Math.min(BLOCK_BYTES, size - block * BLOCK_BYTES);
