@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,21 +98,34 @@ async function main(): Promise<void> {
         `${cpus().length} cores, load ${loadavg()[0].toFixed(2)} at start`,
     );
     const results = new Map<string, number[]>();
+    /** Server CPU seconds per unit of work (per op, or per MB), which load on the machine disturbs less. */
+    const cpuCosts = new Map<string, number[]>();
+    const add = (m: Map<string, number[]>, key: string, x: number) => m.set(key, [...(m.get(key) ?? []), x]);
     for (let round = 0; round < ROUNDS; round++) {
       for (const w of WORKLOADS) {
         // Alternate who goes first so that neither always meets a warmer cache.
         const order = round % 2 === 0 ? servers : [...servers].reverse();
         for (const s of order) {
           const key = `${w.name}|${s.name}`;
-          results.set(key, [...(results.get(key) ?? []), await w.measure(s.port)]);
+          const cpuBefore = await cpuSeconds(s.child.pid!);
+          const wallBefore = process.hrtime.bigint();
+          const result = await w.measure(s.port);
+          const wall = Number(process.hrtime.bigint() - wallBefore) / 1e9;
+          const cpu = (await cpuSeconds(s.child.pid!)) - cpuBefore;
+          add(results, key, result);
+          add(cpuCosts, key, cpu / wall / result);
         }
       }
     }
 
-    const rows = [['workload', 'client', 'conns', 'unit', 'tidemark (median; rounds)', 'nbdkit file (median; rounds)', 'ratio']];
+    const rows = [
+      ['workload', 'client', 'conns', 'unit', 'tidemark (median; rounds)', 'nbdkit file (median; rounds)', 'ratio', 'server CPU per op or MB, tidemark/nbdkit'],
+    ];
     for (const w of WORKLOADS) {
       const a = results.get(`${w.name}|tidemark`)!;
       const b = results.get(`${w.name}|nbdkit`)!;
+      const ca = median(cpuCosts.get(`${w.name}|tidemark`)!);
+      const cb = median(cpuCosts.get(`${w.name}|nbdkit`)!);
       rows.push([
         w.name,
         w.client,
@@ -121,6 +134,7 @@ async function main(): Promise<void> {
         `${fmt(median(a))}; ${a.map(fmt).join(' ')}`,
         `${fmt(median(b))}; ${b.map(fmt).join(' ')}`,
         `${(median(a) / median(b)).toFixed(2)}x`,
+        `${fmt(ca * 1e6)} / ${fmt(cb * 1e6)} µs (${(ca / cb).toFixed(2)}x)`,
       ]);
     }
     printTable(rows);
@@ -166,6 +180,14 @@ async function startNbdkit(path: string): Promise<Server> {
   }
   child.kill('SIGTERM');
   throw new Error('nbdkit did not start');
+}
+
+/** User plus system CPU time of a process, all its threads, in seconds (Linux). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat(5), counted from the state field (3): utime, stime in clock ticks.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function freePort(): Promise<number> {

@@ -29,6 +29,8 @@ import {
  * once: holding a 256 KiB read reply back for its neighbours cost a third of the throughput.
  */
 const BATCHED_REPLY_BYTES = 64 * 1024;
+/** A batch of small replies is sent once it holds this much, burst over or not. */
+const MAX_BATCH_BYTES = 256 * 1024;
 /** Stop parsing requests while this much reply data waits to be sent. */
 const MAX_UNSENT_REPLY_BYTES = 16 * 1024 * 1024;
 
@@ -343,6 +345,7 @@ export class Transmission {
       this.batchBytes += bytes;
       // The batch is copied into one buffer when sent, except a lone reply (see flushBatch).
       if (written) this.batchWritten.push(written);
+      if (this.batchBytes >= MAX_BATCH_BYTES) this.flushBatch();
       return;
     }
     this.flushBatch();
