@@ -9,6 +9,7 @@
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
+import { registerConsoleRoutes } from './api/console-routes.ts';
 import { registerFleetRoutes } from './api/fleet-routes.ts';
 import { registerJobRoutes } from './api/job-routes.ts';
 import { registerPlanRoutes } from './api/plan-routes.ts';
@@ -16,6 +17,7 @@ import { registerSiteRoutes } from './api/site-routes.ts';
 import { registerVaultRoutes } from './api/vault-routes.ts';
 import { errorHandler, validationHook } from './api/error-handler.ts';
 import type { AppEnv } from './api/env.ts';
+import { mountConsole } from './console/console-routes.ts';
 import { contextOf, type ControlPlaneDeps } from './deps.ts';
 import { authenticate } from './domain/authenticate.ts';
 
@@ -45,6 +47,7 @@ export function createApp(deps: ControlPlaneDeps): OpenAPIHono<AppEnv> {
   registerFleetRoutes(api, ctx);
   registerPlanRoutes(api, ctx);
   registerJobRoutes(api, ctx);
+  registerConsoleRoutes(api, ctx); // before the site routes: it records heartbeats for the console's history
   registerSiteRoutes(api, ctx);
 
   api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
@@ -57,6 +60,7 @@ export function createApp(deps: ControlPlaneDeps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>();
   app.onError(onError);
   app.route(API_BASE_PATH, api);
+  mountConsole(app);
   app.notFound((c) => c.json({ error: `no endpoint ${c.req.method} ${c.req.path}` }, 404));
   return app;
 }
