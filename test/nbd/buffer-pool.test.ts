@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BufferPool, MIN_POOLED_BYTES } from '../../core/nbd/buffer-pool.ts';
 
-test('large buffers are reused after release, rounded up to a power of two', () => {
+test('large buffers are reused after release, rounded up to a power of two', { timeout: 60_000 }, () => {
   const pool = new BufferPool();
   const a = pool.acquire(300_000);
   assert.equal(a.length, 300_000);
@@ -14,7 +14,7 @@ test('large buffers are reused after release, rounded up to a power of two', () 
   assert.notEqual(c.buffer, b.buffer, 'memory in use is not handed out twice');
 });
 
-test('releasing twice, or a buffer from elsewhere, does not hand memory out twice', () => {
+test('releasing twice, or a buffer from elsewhere, does not hand memory out twice', { timeout: 60_000 }, () => {
   const pool = new BufferPool();
   const a = pool.acquire(MIN_POOLED_BYTES);
   pool.release(a);
@@ -26,7 +26,7 @@ test('releasing twice, or a buffer from elsewhere, does not hand memory out twic
   assert.notEqual(c.buffer, a.buffer);
 });
 
-test('small buffers are ordinary allocations; the pool keeps at most maxFreeBytes', () => {
+test('small buffers are ordinary allocations; the pool keeps at most maxFreeBytes', { timeout: 60_000 }, () => {
   const pool = new BufferPool(1024 * 1024);
   const small = pool.acquire(4096);
   assert.equal(small.length, 4096);

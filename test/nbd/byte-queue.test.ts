@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ByteQueue } from '../../core/nbd/byte-queue.ts';
 
-test('take within one chunk is a view; across chunks a copy of exactly the bytes asked', () => {
+test('take within one chunk is a view; across chunks a copy of exactly the bytes asked', { timeout: 60_000 }, () => {
   const q = new ByteQueue();
   const a = Buffer.from([1, 2, 3, 4]);
   q.push(a);
@@ -21,7 +21,7 @@ test('take within one chunk is a view; across chunks a copy of exactly the bytes
   assert.equal(q.take(0).length, 0);
 });
 
-test('skip drops bytes across chunks and stops at what is queued', () => {
+test('skip drops bytes across chunks and stops at what is queued', { timeout: 60_000 }, () => {
   const q = new ByteQueue();
   q.push(Buffer.from([1, 2, 3]));
   q.push(Buffer.from([4, 5, 6]));
@@ -33,7 +33,7 @@ test('skip drops bytes across chunks and stops at what is queued', () => {
   assert.deepEqual([...q.take(1)], [9]);
 });
 
-test('many small chunks in, mixed takes out, byte order kept', () => {
+test('many small chunks in, mixed takes out, byte order kept', { timeout: 60_000 }, () => {
   const q = new ByteQueue();
   const all: number[] = [];
   for (let i = 0; i < 1000; i++) {

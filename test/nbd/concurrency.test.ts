@@ -14,7 +14,7 @@ import { RawNbdClient } from './raw-client.ts';
 
 const MiB = 1024 * 1024;
 
-test('six qemu-io clients writing at once each land in their own region', async () => {
+test('six qemu-io clients writing at once each land in their own region', { timeout: 60_000 }, async () => {
   const scratch = await scratchDir();
   const path = join(scratch.dir, 'disk0.img');
   const model = patternBytes(12 * MiB, 3);
@@ -87,7 +87,7 @@ async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> 
   }
 }
 
-test('replies go out as calls finish, paired by handle, at most maxInFlight at once', async () => {
+test('replies go out as calls finish, paired by handle, at most maxInFlight at once', { timeout: 60_000 }, async () => {
   const exp = gatedExport();
   const server = createNbdServer({ exports: fixedExports([exp]), maxInFlightPerConnection: 2 });
   const { port } = await server.listen('127.0.0.1', 0);
@@ -115,7 +115,7 @@ test('replies go out as calls finish, paired by handle, at most maxInFlight at o
   }
 });
 
-test('NBD_CMD_DISC lets pending requests finish and reply first', async () => {
+test('NBD_CMD_DISC lets pending requests finish and reply first', { timeout: 60_000 }, async () => {
   const exp = gatedExport();
   const server = createNbdServer({ exports: fixedExports([exp]) });
   const { port } = await server.listen('127.0.0.1', 0);
@@ -136,7 +136,7 @@ test('NBD_CMD_DISC lets pending requests finish and reply first', async () => {
   }
 });
 
-test('close() answers pending requests, refuses new ones, and ends every connection', async () => {
+test('close() answers pending requests, refuses new ones, and ends every connection', { timeout: 60_000 }, async () => {
   const exp = gatedExport();
   const server = createNbdServer({ exports: fixedExports([exp]) });
   const { port } = await server.listen('127.0.0.1', 0);
@@ -157,7 +157,7 @@ test('close() answers pending requests, refuses new ones, and ends every connect
   await assert.rejects(RawNbdClient.connect(port), 'no longer listening');
 });
 
-test('close() gives up on a call that never finishes after closeTimeoutMs', async () => {
+test('close() gives up on a call that never finishes after closeTimeoutMs', { timeout: 60_000 }, async () => {
   const exp = gatedExport();
   const server = createNbdServer({ exports: fixedExports([exp]), closeTimeoutMs: 200 });
   const { port } = await server.listen('127.0.0.1', 0);
@@ -171,7 +171,7 @@ test('close() gives up on a call that never finishes after closeTimeoutMs', asyn
   exp.release('flush');
 });
 
-test('a client that never finishes the handshake is dropped', async () => {
+test('a client that never finishes the handshake is dropped', { timeout: 60_000 }, async () => {
   const server = createNbdServer({ exports: fixedExports([]), handshakeTimeoutMs: 100 });
   const { port } = await server.listen('127.0.0.1', 0);
   try {

@@ -45,7 +45,7 @@ function faultyExport(): NbdExport {
   };
 }
 
-describe('nbd errors', () => {
+describe('nbd errors', { timeout: 120_000 }, () => {
   let scratch: Awaited<ReturnType<typeof scratchDir>>;
   let srv: TestServer;
   let rwPath: string;
@@ -76,7 +76,7 @@ describe('nbd errors', () => {
     assert.deepEqual(processFaults, [], 'no uncaught exception or unhandled rejection');
   });
 
-  test('a read-only export refuses every write with EPERM and still reads', async () => {
+  test('a read-only export refuses every write with EPERM and still reads', { timeout: 60_000 }, async () => {
     const { client, flags } = await RawNbdClient.open(srv.port, 'ro');
     assert.ok(flags & 2, 'NBD_FLAG_READ_ONLY');
     const payload = Buffer.alloc(4096, 0xee);
@@ -94,7 +94,7 @@ describe('nbd errors', () => {
     assert.deepEqual(await readFile(roPath), original, 'the read-only file is unchanged');
   });
 
-  test('out-of-range requests get EINVAL or ENOSPC and the connection stays usable', async () => {
+  test('out-of-range requests get EINVAL or ENOSPC and the connection stays usable', { timeout: 60_000 }, async () => {
     const { client } = await RawNbdClient.open(srv.port, 'disk0');
     const cases: [string, Parameters<RawNbdClient['request']>[0], number][] = [
       ['read past the end', { type: NbdCmd.READ, offset: SIZE - 512, length: 1024 }, NbdErrno.EINVAL],
@@ -125,7 +125,7 @@ describe('nbd errors', () => {
     assert.deepEqual(await readFile(rwPath), original, 'refused writes changed nothing');
   });
 
-  test('a write over the size limit is refused after its payload is skipped', async () => {
+  test('a write over the size limit is refused after its payload is skipped', { timeout: 60_000 }, async () => {
     const { client } = await RawNbdClient.open(srv.port, 'disk0');
     const big = Buffer.alloc(32 * MiB + 4096, 0x55);
     const r = await client.request({ type: NbdCmd.WRITE, offset: 0, payload: big, handle: 9n });
@@ -140,7 +140,7 @@ describe('nbd errors', () => {
     client.destroy();
   });
 
-  test('backend failures become error replies', async () => {
+  test('backend failures become error replies', { timeout: 60_000 }, async () => {
     const { client } = await RawNbdClient.open(srv.port, 'faulty');
     const expect = async (what: string, request: Parameters<RawNbdClient['request']>[0], errno: number) => {
       const r = await client.request(request);
@@ -162,7 +162,7 @@ describe('nbd errors', () => {
     assert.ok(srv.log.lines.some((l) => l.level === 'warn' && l.message === 'nbd request failed'));
   });
 
-  test('a request with bad magic drops that connection only', async () => {
+  test('a request with bad magic drops that connection only', { timeout: 60_000 }, async () => {
     const a = await RawNbdClient.open(srv.port, 'disk0');
     const b = await RawNbdClient.open(srv.port, 'disk0');
     a.client.sendRequest({ type: NbdCmd.READ, length: 512 }, 0x12345678);
@@ -175,7 +175,7 @@ describe('nbd errors', () => {
     assert.equal(q.code, 0, describeRun(q));
   });
 
-  test('garbage in place of the handshake drops that connection only', async () => {
+  test('garbage in place of the handshake drops that connection only', { timeout: 60_000 }, async () => {
     const c = await RawNbdClient.connect(srv.port);
     await c.greeting();
     c.write(Buffer.alloc(100, 0xff));

@@ -8,7 +8,7 @@ import { patternBytes, scratchDir } from './helpers.ts';
 const MiB = 1024 * 1024;
 
 for (const syncMaxBytes of [0, 64 * 1024, 8 * MiB]) {
-  test(`file export operations match a model (syncMaxBytes ${syncMaxBytes})`, async () => {
+  test(`file export operations match a model (syncMaxBytes ${syncMaxBytes})`, { timeout: 60_000 }, async () => {
     const scratch = await scratchDir();
     const path = join(scratch.dir, 'disk.img');
     const model = patternBytes(5 * MiB + 123, 8);
@@ -49,7 +49,7 @@ for (const syncMaxBytes of [0, 64 * 1024, 8 * MiB]) {
   });
 }
 
-test('bytes past the end of a file that shrank underneath read as zeros', async () => {
+test('bytes past the end of a file that shrank underneath read as zeros', { timeout: 60_000 }, async () => {
   const scratch = await scratchDir();
   const path = join(scratch.dir, 'disk.img');
   await writeFile(path, Buffer.alloc(8192, 1));
@@ -64,7 +64,7 @@ test('bytes past the end of a file that shrank underneath read as zeros', async 
   }
 });
 
-test('a read-only file export refuses writes with EPERM', async () => {
+test('a read-only file export refuses writes with EPERM', { timeout: 60_000 }, async () => {
   const scratch = await scratchDir();
   const path = join(scratch.dir, 'disk.img');
   await writeFile(path, Buffer.alloc(4096, 3));
@@ -86,6 +86,6 @@ test('a read-only file export refuses writes with EPERM', async () => {
   }
 });
 
-test('opening a missing file fails', async () => {
+test('opening a missing file fails', { timeout: 60_000 }, async () => {
   await assert.rejects(openFileExport('/nonexistent/disk.img', { name: 'x' }), { code: 'ENOENT' });
 });

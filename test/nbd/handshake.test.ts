@@ -8,7 +8,7 @@ import { ClientFlag, HandshakeFlag, NbdInfo, NbdOpt, NbdRep, TransmissionFlag } 
 import { describeRun, run, scratchDir, startFileServer, type TestServer } from './helpers.ts';
 import { RawNbdClient } from './raw-client.ts';
 
-describe('nbd handshake', () => {
+describe('nbd handshake', { timeout: 120_000 }, () => {
   let scratch: Awaited<ReturnType<typeof scratchDir>>;
   let srv: TestServer;
 
@@ -29,7 +29,7 @@ describe('nbd handshake', () => {
     await scratch.cleanup();
   });
 
-  test('nbdinfo --list names every export with its size, description and flags', async () => {
+  test('nbdinfo --list names every export with its size, description and flags', { timeout: 60_000 }, async () => {
     const r = await run('nbdinfo', ['--list', '--json', `nbd://127.0.0.1:${srv.port}`]);
     assert.equal(r.code, 0, describeRun(r));
     const info = JSON.parse(r.stdout) as { exports: Record<string, unknown>[] };
@@ -42,7 +42,7 @@ describe('nbd handshake', () => {
     assert.equal(byName.get('disk1')!.is_read_only, true);
   });
 
-  test('nbdinfo on one export shows its size and capabilities', async () => {
+  test('nbdinfo on one export shows its size and capabilities', { timeout: 60_000 }, async () => {
     const r = await run('nbdinfo', ['--json', srv.uri('disk0')]);
     assert.equal(r.code, 0, describeRun(r));
     const e = (JSON.parse(r.stdout) as { exports: Record<string, unknown>[] }).exports[0];
@@ -57,18 +57,18 @@ describe('nbd handshake', () => {
     assert.equal(size.stdout.trim(), String(3 * 1024 * 1024 + 512), describeRun(size));
   });
 
-  test('nbdinfo on an unknown export fails', async () => {
+  test('nbdinfo on an unknown export fails', { timeout: 60_000 }, async () => {
     const r = await run('nbdinfo', [srv.uri('nosuch')]);
     assert.notEqual(r.code, 0, describeRun(r));
   });
 
-  test('the greeting offers fixed newstyle and no zeroes', async () => {
+  test('the greeting offers fixed newstyle and no zeroes', { timeout: 60_000 }, async () => {
     const c = await RawNbdClient.connect(srv.port);
     assert.equal(await c.greeting(), HandshakeFlag.FIXED_NEWSTYLE | HandshakeFlag.NO_ZEROES);
     c.destroy();
   });
 
-  test('NBD_OPT_LIST, unknown options, STRUCTURED_REPLY and STARTTLS, then ABORT', async () => {
+  test('NBD_OPT_LIST, unknown options, STRUCTURED_REPLY and STARTTLS, then ABORT', { timeout: 60_000 }, async () => {
     const c = await RawNbdClient.connect(srv.port);
     await c.greeting();
     c.sendClientFlags(ClientFlag.C_FIXED_NEWSTYLE | ClientFlag.C_NO_ZEROES);
@@ -101,7 +101,7 @@ describe('nbd handshake', () => {
     await c.closed;
   });
 
-  test('NBD_OPT_INFO and NBD_OPT_GO: export info, name, description, block sizes; unknown export', async () => {
+  test('NBD_OPT_INFO and NBD_OPT_GO: export info, name, description, block sizes; unknown export', { timeout: 60_000 }, async () => {
     const c = await RawNbdClient.connect(srv.port);
     await c.greeting();
     c.sendClientFlags(ClientFlag.C_FIXED_NEWSTYLE | ClientFlag.C_NO_ZEROES);
@@ -144,7 +144,7 @@ describe('nbd handshake', () => {
     c.destroy();
   });
 
-  test('NBD_OPT_EXPORT_NAME with and without the 124 zero bytes', async () => {
+  test('NBD_OPT_EXPORT_NAME with and without the 124 zero bytes', { timeout: 60_000 }, async () => {
     for (const noZeroes of [true, false]) {
       const c = await RawNbdClient.connect(srv.port);
       await c.greeting();
@@ -161,13 +161,13 @@ describe('nbd handshake', () => {
     }
   });
 
-  test('the empty name is the first export', async () => {
+  test('the empty name is the first export', { timeout: 60_000 }, async () => {
     const { sizeBytes, client } = await RawNbdClient.open(srv.port, '');
     assert.equal(sizeBytes, 3 * 1024 * 1024 + 512);
     client.destroy();
   });
 
-  test('NBD_OPT_EXPORT_NAME of an unknown export disconnects', async () => {
+  test('NBD_OPT_EXPORT_NAME of an unknown export disconnects', { timeout: 60_000 }, async () => {
     const c = await RawNbdClient.connect(srv.port);
     await c.greeting();
     c.sendClientFlags(ClientFlag.C_FIXED_NEWSTYLE);
@@ -176,7 +176,7 @@ describe('nbd handshake', () => {
     await assert.rejects(c.read(1));
   });
 
-  test('unknown client flags or a bad option magic disconnect', async () => {
+  test('unknown client flags or a bad option magic disconnect', { timeout: 60_000 }, async () => {
     const c = await RawNbdClient.connect(srv.port);
     await c.greeting();
     c.sendClientFlags(0x80);
@@ -190,8 +190,8 @@ describe('nbd handshake', () => {
   });
 });
 
-describe('nbd exports resolved at run time', () => {
-  test('exports appear and disappear; every open is released once', async () => {
+describe('nbd exports resolved at run time', { timeout: 120_000 }, () => {
+  test('exports appear and disappear; every open is released once', { timeout: 60_000 }, async () => {
     const data = Buffer.alloc(8192, 7);
     const memory = (name: string): NbdExport => ({
       name,
@@ -239,7 +239,7 @@ describe('nbd exports resolved at run time', () => {
     assert.ok(opened.length >= 2);
   });
 
-  test('a source that throws is reported as an unknown export', async () => {
+  test('a source that throws is reported as an unknown export', { timeout: 60_000 }, async () => {
     const server = createNbdServer({
       exports: {
         list: () => {
@@ -263,7 +263,7 @@ describe('nbd exports resolved at run time', () => {
     }
   });
 
-  test('fixedExports serves what it was given', () => {
+  test('fixedExports serves what it was given', { timeout: 60_000 }, () => {
     const src = fixedExports([]);
     assert.equal(src.open('x'), undefined);
     assert.equal(src.open(''), undefined);

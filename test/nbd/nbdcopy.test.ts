@@ -13,7 +13,7 @@ import type { FileExport, NbdServer } from '../../core/nbd/index.ts';
 const MiB = 1024 * 1024;
 const SIZE = 40 * MiB + 4096;
 
-describe('nbdcopy through the server', () => {
+describe('nbdcopy through the server', { timeout: 120_000 }, () => {
   let scratch: Awaited<ReturnType<typeof scratchDir>>;
   let source: string;
   let target: string;
@@ -49,7 +49,7 @@ describe('nbdcopy through the server', () => {
     await scratch.cleanup();
   });
 
-  test('copy in: file to nbd:// leaves the export equal to the source', async () => {
+  test('copy in: file to nbd:// leaves the export equal to the source', { timeout: 60_000 }, async () => {
     assert.notEqual(await sha256File(target), await sha256File(source), 'target starts different');
     const r = await run('nbdcopy', ['--flush', source, uri], 60_000);
     assert.equal(r.code, 0, describeRun(r));
@@ -58,14 +58,14 @@ describe('nbdcopy through the server', () => {
     assert.ok(calls.some((c) => c.op === 'flush'), '--flush reached the backend');
   });
 
-  test('copy out: nbd:// to file gives the same bytes', async () => {
+  test('copy out: nbd:// to file gives the same bytes', { timeout: 60_000 }, async () => {
     const out = join(scratch.dir, 'out.img');
     const r = await run('nbdcopy', [uri, out], 60_000);
     assert.equal(r.code, 0, describeRun(r));
     assert.equal(await sha256File(out), await sha256File(source));
   });
 
-  test('copy out with 32 MiB requests on one connection', async () => {
+  test('copy out with 32 MiB requests on one connection', { timeout: 60_000 }, async () => {
     calls.length = 0;
     const out = join(scratch.dir, 'out32.img');
     const r = await run('nbdcopy', ['--connections=1', '--request-size=33554432', uri, out], 60_000);

@@ -13,7 +13,7 @@ import { describeRun, patternBytes, qemuIo, scratchDir, spyExport, type SpyCall 
 const MiB = 1024 * 1024;
 const SIZE = 8 * MiB;
 
-describe('qemu-io against a file export', () => {
+describe('qemu-io against a file export', { timeout: 120_000 }, () => {
   let scratch: Awaited<ReturnType<typeof scratchDir>>;
   let path: string;
   let file: FileExport;
@@ -59,7 +59,7 @@ describe('qemu-io against a file export', () => {
     assert.doesNotMatch(r.stdout + r.stderr, /fail|error/i, describeRun(r));
   }
 
-  test('writes of several sizes and alignments land at their offsets', async () => {
+  test('writes of several sizes and alignments land at their offsets', { timeout: 60_000 }, async () => {
     await qemuIoOk([
       'write -P 0xab 4096 65536',
       'read -P 0xab 4096 65536',
@@ -87,20 +87,20 @@ describe('qemu-io against a file export', () => {
     await assertFileMatchesModel();
   });
 
-  test('reading back a different pattern fails (the check above can fail)', async () => {
+  test('reading back a different pattern fails (the check above can fail)', { timeout: 60_000 }, async () => {
     const r = await qemuIo(uri, ['read -P 0xac 4096 4096']);
     assert.notEqual(r.code, 0, describeRun(r));
     assert.match(r.stdout, /Pattern verification failed/);
   });
 
-  test('flush reaches the backend', async () => {
+  test('flush reaches the backend', { timeout: 60_000 }, async () => {
     await qemuIoOk(['write -P 0x11 6M 8k', 'flush']);
     model.fill(0x11, 6 * MiB, 6 * MiB + 8192);
     assert.ok(calls.some((c) => c.op === 'flush'), JSON.stringify(calls));
     await assertFileMatchesModel();
   });
 
-  test('write -f is a FUA write', async () => {
+  test('write -f is a FUA write', { timeout: 60_000 }, async () => {
     await qemuIoOk(['write -f -P 0x22 3M 64k', 'read -P 0x22 3M 64k']);
     model.fill(0x22, 3 * MiB, 3 * MiB + 65536);
     const w = calls.find((c) => c.op === 'write');
@@ -108,7 +108,7 @@ describe('qemu-io against a file export', () => {
     await assertFileMatchesModel();
   });
 
-  test('discard zeroes the range and nothing else', async () => {
+  test('discard zeroes the range and nothing else', { timeout: 60_000 }, async () => {
     await qemuIoOk(['discard 4M 128k']);
     model.fill(0, 4 * MiB, 4 * MiB + 128 * 1024);
     const t = calls.find((c) => c.op === 'trim');
@@ -117,7 +117,7 @@ describe('qemu-io against a file export', () => {
     await assertFileMatchesModel();
   });
 
-  test('write -z keeps the range allocated (NO_HOLE); -u lets it be trimmed', async () => {
+  test('write -z keeps the range allocated (NO_HOLE); -u lets it be trimmed', { timeout: 60_000 }, async () => {
     await qemuIoOk(['write -z 5M 64k', 'read -P 0 5M 64k', 'write -z -u 5200k 100k', 'read -P 0 5200k 100k']);
     model.fill(0, 5 * MiB, 5 * MiB + 65536);
     model.fill(0, 5200 * 1024, 5300 * 1024);
@@ -132,7 +132,7 @@ describe('qemu-io against a file export', () => {
     await assertFileMatchesModel();
   });
 
-  test('zeroing the tail leaves a hole and the size unchanged', async () => {
+  test('zeroing the tail leaves a hole and the size unchanged', { timeout: 60_000 }, async () => {
     const before = await stat(path);
     await qemuIoOk(['write -z -u 7M 1M', 'read -P 0 7M 1M', 'write -P 0x44 8388096 512']);
     model.fill(0, 7 * MiB, 8 * MiB);
@@ -143,7 +143,7 @@ describe('qemu-io against a file export', () => {
     await assertFileMatchesModel();
   });
 
-  test('a request past the end fails and changes nothing', async () => {
+  test('a request past the end fails and changes nothing', { timeout: 60_000 }, async () => {
     const r = await qemuIo(uri, ['write -P 0x99 8188k 8k']);
     assert.notEqual(r.code, 0, describeRun(r));
     await assertFileMatchesModel();

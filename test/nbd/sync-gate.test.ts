@@ -15,7 +15,7 @@ function gateWithClock(): { gate: SyncGate; clock: { nowMs: number }; call: (ms:
   };
 }
 
-test('calls run synchronously up to maxBytes while they stay fast', () => {
+test('calls run synchronously up to maxBytes while they stay fast', { timeout: 60_000 }, () => {
   const { gate, call } = gateWithClock();
   assert.equal(gate.allows(1024), true);
   assert.equal(gate.allows(1025), false);
@@ -27,7 +27,7 @@ test('calls run synchronously up to maxBytes while they stay fast', () => {
   );
 });
 
-test('one slow call between fast ones changes nothing (a descheduled process)', () => {
+test('one slow call between fast ones changes nothing (a descheduled process)', { timeout: 60_000 }, () => {
   const { gate, call } = gateWithClock();
   call(5);
   assert.equal(gate.allows(1), true);
@@ -36,7 +36,7 @@ test('one slow call between fast ones changes nothing (a descheduled process)', 
   assert.equal(gate.allows(1), true);
 });
 
-test('slow calls in a row send calls to the thread pool for backoffMs, then sync resumes', () => {
+test('slow calls in a row send calls to the thread pool for backoffMs, then sync resumes', { timeout: 60_000 }, () => {
   const { gate, clock, call } = gateWithClock();
   call(5);
   call(5);
@@ -49,7 +49,7 @@ test('slow calls in a row send calls to the thread pool for backoffMs, then sync
   assert.equal(gate.allows(1), true, 'the count starts again after a backoff');
 });
 
-test('a call that throws is still timed and the error passes through', () => {
+test('a call that throws is still timed and the error passes through', { timeout: 60_000 }, () => {
   const { gate, clock } = gateWithClock();
   for (let i = 0; i < 2; i++) {
     assert.throws(
