@@ -25,7 +25,10 @@ export interface FileExportOptions {
   description?: string;
   /** Open the file read-only and refuse writes. @default false */
   readOnly?: boolean;
-  /** Largest request that may be served with synchronous calls; 0 makes every call asynchronous. @default DEFAULT_SYNC_MAX_BYTES */
+  /**
+   * Largest request that may be served with synchronous calls; 0 makes every call
+   * asynchronous. @default DEFAULT_SYNC_MAX_BYTES (1 MiB)
+   */
   syncMaxBytes?: number;
 }
 

@@ -235,7 +235,10 @@ async function openExport(ctx: HandshakeContext, name: string): Promise<NbdExpor
 }
 
 /** Hands an export back to its source; a failure is logged, never thrown. */
-export async function releaseExport(ctx: Pick<HandshakeContext, 'source' | 'log' | 'logFields'>, exp: NbdExport): Promise<void> {
+export async function releaseExport(
+  ctx: Pick<HandshakeContext, 'source' | 'log' | 'logFields'>,
+  exp: NbdExport,
+): Promise<void> {
   try {
     await ctx.source.release?.(exp);
   } catch (err) {

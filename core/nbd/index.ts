@@ -7,7 +7,13 @@
  * const server = createNbdServer({ exports: fixedExports([disk]) });
  * await server.listen('127.0.0.1', 10809);
  */
-export { createNbdServer, DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION, DEFAULT_MAX_REQUEST_BYTES } from './server.ts';
+export {
+  createNbdServer,
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_IN_FLIGHT_PER_CONNECTION,
+  DEFAULT_MAX_REQUEST_BYTES,
+} from './server.ts';
 export type { NbdServer, NbdServerOptions } from './server.ts';
 export { fixedExports } from './export.ts';
 export type { MaybePromise, NbdExport, NbdExportEntry, NbdExportSource } from './export.ts';

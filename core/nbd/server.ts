@@ -115,7 +115,8 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
         s.listen(port, host, () => {
           s.off('error', onError);
           const address = s.address();
-          const bound = typeof address === 'object' && address ? { host: address.address, port: address.port } : { host, port };
+          const bound =
+            typeof address === 'object' && address ? { host: address.address, port: address.port } : { host, port };
           log.info('nbd server listening', bound);
           resolve(bound);
         });
