@@ -3,9 +3,11 @@
  * numbers depend on the machine; peers run in the same session for comparison.
  */
 import { replicationBench } from './replication.ts';
+import { tapBench } from './tap/run.ts';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   replication: replicationBench,
+  tap: tapBench,
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

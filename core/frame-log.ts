@@ -38,7 +38,9 @@ export interface LogEntry {
 export class LogDamagedError extends Error {}
 
 export class FrameLog {
-  private readonly entries: LogEntry[] = [];
+  /** Entries before `head` were dropped; the array is compacted now and then. */
+  private entries: LogEntry[] = [];
+  private head = 0;
   private readonly segments: Segment[] = [];
   private pendingBytes = 0;
   private dirNeedsSync = false;
@@ -105,13 +107,13 @@ export class FrameLog {
 
   /** Seq after the newest frame, or undefined when the log is empty. */
   get nextSeq(): number | undefined {
-    const last = this.entries[this.entries.length - 1];
+    const last = this.entries.length > this.head ? this.entries[this.entries.length - 1] : undefined;
     return last ? last.lastSeq + 1 : undefined;
   }
 
   /** Seq of the oldest pending frame, or undefined when the log is empty. */
   get firstSeq(): number | undefined {
-    return this.entries[0]?.firstSeq;
+    return this.entries[this.head]?.firstSeq;
   }
 
   /** Bytes of frames still pending. */
@@ -119,9 +121,31 @@ export class FrameLog {
     return this.pendingBytes;
   }
 
-  /** Pending entries, oldest first. */
+  /** Pending entries, oldest first (a copy: for status and tests; use `from` on hot paths). */
   pending(): readonly LogEntry[] {
-    return this.entries;
+    return this.entries.slice(this.head);
+  }
+
+  /** Number of pending entries. */
+  get pendingCount(): number {
+    return this.entries.length - this.head;
+  }
+
+  /** The oldest pending entry. */
+  oldest(): LogEntry | undefined {
+    return this.entries[this.head];
+  }
+
+  /** Pending entries holding seqs at or after `seq`, oldest first, without copying. */
+  *from(seq: number): Generator<LogEntry> {
+    let lo = this.head;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.entries[mid].lastSeq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.entries.length; i++) yield this.entries[i];
   }
 
   /**
@@ -179,6 +203,25 @@ export class FrameLog {
     return seg;
   }
 
+  /**
+   * Reads several pending frames back, with one read per run of entries that lie back to
+   * back in the same segment.
+   */
+  readMany(list: readonly LogEntry[]): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < list.length; ) {
+      let j = i + 1;
+      let bytes = list[i].bytes;
+      while (j < list.length && list[j].segment === list[i].segment && list[j].offset === list[j - 1].offset + list[j - 1].bytes) bytes += list[j++].bytes;
+      const buf = Buffer.allocUnsafe(bytes);
+      const got = readSync(list[i].segment.fd, buf, 0, bytes, list[i].offset);
+      if (got !== bytes) throw new LogDamagedError(`log segment ${list[i].segment.name} is shorter than expected`);
+      for (let k = i, at = 0; k < j; at += list[k].bytes, k++) out.push(buf.subarray(at, at + list[k].bytes));
+      i = j;
+    }
+    return out;
+  }
+
   /** Reads one pending frame back. */
   read(entry: LogEntry): Buffer {
     const buf = Buffer.allocUnsafe(entry.bytes);
@@ -189,10 +232,14 @@ export class FrameLog {
 
   /** Forgets every frame whose last seq is at or below `seq`; deletes segments left empty. */
   dropThrough(seq: number): void {
-    while (this.entries.length && this.entries[0].lastSeq <= seq) {
-      const e = this.entries.shift()!;
+    while (this.head < this.entries.length && this.entries[this.head].lastSeq <= seq) {
+      const e = this.entries[this.head++];
       this.pendingBytes -= e.bytes;
       e.segment.live--;
+    }
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
     }
     for (const seg of [...this.segments]) {
       if (seg.live > 0) break;

@@ -27,9 +27,18 @@ export class StreamSpool {
     return this.log.bytes;
   }
 
-  /** Pending entries, oldest first. */
+  /** Pending entries, oldest first (a copy). */
   pending(): readonly SpoolEntry[] {
     return this.log.pending();
+  }
+
+  get pendingCount(): number {
+    return this.log.pendingCount;
+  }
+
+  /** Pending entries holding seqs at or after `seq`, oldest first. */
+  from(seq: number): Generator<SpoolEntry> {
+    return this.log.from(seq);
   }
 
   /** Appends a verified frame and makes it durable before returning. */

@@ -133,8 +133,7 @@ export class Stream {
     let retryMs = RETRY_MIN_MS;
     let positionKnown = false;
     while (!this.stopped) {
-      const pending = this.spool.pending();
-      if (pending.length === 0) {
+      if (this.spool.pendingCount === 0) {
         await this.idle(1000);
         continue;
       }
@@ -159,7 +158,7 @@ export class Stream {
 
   private async shipOne(): Promise<void> {
     const want = this.appliedNextSeq!;
-    const entry = this.spool.pending().find((e) => e.lastSeq >= want);
+    const entry = this.spool.from(want).next().value;
     if (!entry) {
       await this.spool.dropThrough(want - 1);
       return;

@@ -5,6 +5,7 @@
  */
 import { decodeFrame, encodeFrame, recordData, recordTag, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
 import type { Logger } from '../../core/log.ts';
+import type { LogEntry } from '../../core/frame-log.ts';
 import { Uploader, SeqConflictError } from '../uploader.ts';
 import type { TapDisk } from './tap-disk.ts';
 
@@ -82,23 +83,25 @@ export class LogUploader {
   private async sendOne(): Promise<boolean> {
     const d = this.o.disk;
     const from = this.serverNextSeq!;
-    const entries = d.changeLog.pending().filter((e) => e.lastSeq >= from);
-    if (entries.length === 0) return false;
-    const kind = entries[0].flags & KIND_MASK;
-    const records: BatchRecord[] = [];
+    const batch: LogEntry[] = [];
     let rawBytes = 0;
-    let timeMs = 0;
-    for (const e of entries) {
-      if ((e.flags & KIND_MASK) !== kind || (records.length > 0 && rawBytes + e.bytes > UPLOAD_BATCH_BYTES)) break;
-      const { records: stored } = decodeFrame(d.changeLog.read(e));
+    for (const e of d.changeLog.from(from)) {
+      if (batch.length > 0 && ((e.flags & KIND_MASK) !== (batch[0].flags & KIND_MASK) || rawBytes + e.bytes > UPLOAD_BATCH_BYTES)) break;
+      batch.push(e);
+      rawBytes += e.bytes;
+    }
+    if (batch.length === 0) return false;
+    const kind = batch[0].flags & KIND_MASK;
+    const timeMs = batch[batch.length - 1].timeMs;
+    const records: BatchRecord[] = [];
+    for (const frame of d.changeLog.readMany(batch)) {
+      const { records: stored } = decodeFrame(frame);
       for (const r of stored) {
         if (r.seq < from) continue;
         if (r.type === RecordType.WRITE) records.push({ type: r.type, offset: r.offset, data: recordData(r) });
         else if (r.type === RecordType.TAG) records.push({ type: r.type, tag: recordTag(r) });
         else records.push({ type: r.type as RecordType.ZERO | RecordType.TRIM, offset: r.offset, lengthBytes: r.lengthBytes });
       }
-      rawBytes += e.bytes;
-      timeMs = e.timeMs;
     }
     const frame = encodeFrame({ machine: d.o.machine, disk: d.o.disk, firstSeq: from, timeMs, diskBytes: d.sizeBytes, flags: kind, records });
     const next = await this.o.uploader.send(frame, from);

@@ -1,0 +1,125 @@
+/**
+ * Tap-mode benchmark (issue 3): writes and reads through the agent's NBD export beside
+ * `nbdkit file` serving the same kind of file to the same client (fio's nbd engine), the
+ * servers taking turns for several rounds; then replication lag (write acknowledged at the
+ * agent → applied at the master target) at steady rates.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtemp, rm, open } from 'node:fs/promises';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../test/helpers/ports.ts';
+import { startTidemark, waitUntil } from '../../test/helpers/tidemark-process.ts';
+import { table } from '../../cli/table.ts';
+import { measureLag } from './lag.ts';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+const SIZE_BYTES = 1024 * MiB;
+const ROUNDS = Number(process.env.TM_BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.TM_BENCH_SECONDS ?? 4);
+
+async function fio(port: number, rw: string, bs: string, iodepth: number): Promise<number> {
+  const { stdout } = await run('fio', [
+    '--name=bench', '--ioengine=nbd', `--uri=nbd://127.0.0.1:${port}/disk0`, `--rw=${rw}`, `--bs=${bs}`, `--iodepth=${iodepth}`,
+    `--size=${SIZE_BYTES}`, '--ramp_time=1', `--runtime=${SECONDS}`, '--time_based', '--output-format=json',
+  ], { maxBuffer: 16 * MiB });
+  const job = JSON.parse(stdout.slice(stdout.indexOf('{'))).jobs[0];
+  const side = rw.includes('read') ? job.read : job.write;
+  return bs === '4k' ? side.iops : side.bw_bytes / 1e6;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function sparseFile(path: string): Promise<void> {
+  const fh = await open(path, 'w');
+  await fh.truncate(SIZE_BYTES);
+  await fh.close();
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'tm-tapbench-'));
+  const env = { TIDEMARK_LOG_LEVEL: 'warn' };
+  const [psPort, mtPort, tapPort, kitPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const mtUrl = `http://127.0.0.1:${mtPort}`;
+  const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`], env);
+  const ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl], env);
+  await mt.waitFor(/listening on/);
+  await ps.waitFor(/listening on/);
+  await sparseFile(join(dir, 'tap.img'));
+  await sparseFile(join(dir, 'kit.img'));
+  const agent = startTidemark(['agent', '--state', join(dir, 'agent'), '--process-server', `http://127.0.0.1:${psPort}`, '--machine', 'bench',
+    '--disk', join(dir, 'tap.img'), '--mode', 'tap', '--nbd', `127.0.0.1:${tapPort}`, '--max-log-bytes', '4G'], env);
+  await agent.waitFor(/serving 1 disk/);
+  const kit: ChildProcess = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(kitPort), 'file', join(dir, 'kit.img')], { stdio: 'ignore' });
+  // Caught up: nothing spooled at the process server and the master target's position still for a second.
+  const appliedAll = async () => {
+    let last = -1;
+    let stableSince = 0;
+    await waitUntil('the master target to catch up', async () => {
+      const r = await fetch(`http://127.0.0.1:${psPort}/v1/status`);
+      const d = ((await r.json()) as { disks: Array<{ backlogBytes: number; appliedSeq: number; receivedSeq: number }> }).disks[0];
+      if (!d || d.backlogBytes !== 0 || d.appliedSeq !== d.receivedSeq) return undefined;
+      if (d.appliedSeq !== last) {
+        last = d.appliedSeq;
+        stableSince = Date.now();
+        return undefined;
+      }
+      return Date.now() - stableSince > 1000 ? true : undefined;
+    }, 600_000);
+  };
+  try {
+    await waitUntil('the initial sync', async () => {
+      const r = await fetch(`${mtUrl}/v1/machines/bench/disks/disk0/points`);
+      return r.ok && ((await r.json()) as { points: unknown[] }).points.length ? true : undefined;
+    }, 120_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const workloads = [
+      { name: '4 KiB random write (IOPS)', rw: 'randwrite', bs: '4k', depth: 16 },
+      { name: '4 KiB random read (IOPS)', rw: 'randread', bs: '4k', depth: 16 },
+      { name: '64 KiB random write (MB/s)', rw: 'randwrite', bs: '64k', depth: 16 },
+      { name: '1 MiB sequential write (MB/s)', rw: 'write', bs: '1M', depth: 8 },
+      { name: '1 MiB sequential read (MB/s)', rw: 'read', bs: '1M', depth: 8 },
+    ];
+    const rows: string[][] = [];
+    for (const w of workloads) {
+      const ours: number[] = [];
+      const theirs: number[] = [];
+      for (let r = 0; r < ROUNDS; r++) {
+        theirs.push(await fio(kitPort, w.rw, w.bs, w.depth));
+        ours.push(await fio(tapPort, w.rw, w.bs, w.depth));
+        if (w.rw.includes('write')) await appliedAll();
+      }
+      const o = median(ours);
+      const t = median(theirs);
+      const fmt = (x: number) => (w.bs === '4k' ? x.toFixed(0) : x.toFixed(1));
+      rows.push([w.name, `fio nbd, 1 conn, iodepth ${w.depth}`, fmt(o), fmt(t), (o / t).toFixed(2), ours.map(fmt).join(' / ')]);
+      process.stderr.write(`bench: ${w.name}: tidemark ${fmt(o)}, nbdkit ${fmt(t)}\n`);
+    }
+    process.stdout.write(`\nTap mode through the NBD export vs nbdkit file (1 GiB file, ${cpus().length} cores, median of ${ROUNDS} rounds of ${SECONDS} s, servers taking turns)\n`);
+    process.stdout.write(table(['workload', 'client', 'tidemark tap', 'nbdkit file', 'ratio', 'tidemark rounds'], rows));
+
+    const lagRows: string[][] = [];
+    await appliedAll();
+    for (const rate of [20, 50, 100, 200, 400]) {
+      const r = await measureLag({ nbdHost: '127.0.0.1', nbdPort: tapPort, mtUrl, machine: 'bench', rateMBps: rate, seconds: 5, writeBytes: 64 * 1024, maxInFlight: 16 });
+      lagRows.push([`${rate} MB/s`, r.achievedMBps.toFixed(1), String(r.writes), r.p50Ms.toFixed(0), r.p99Ms.toFixed(0), r.maxMs.toFixed(0)]);
+      process.stderr.write(`bench: lag at ${rate} MB/s: p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms\n`);
+      await appliedAll();
+    }
+    process.stdout.write('\nReplication lag, write acknowledged at the agent → applied at the master target (64 KiB random writes, one NBD connection, up to 16 in flight, 5 s each)\n');
+    process.stdout.write(table(['target rate', 'achieved MB/s', 'writes', 'p50 ms', 'p99 ms', 'max ms'], lagRows));
+  } finally {
+    kit.kill();
+    await agent.stop();
+    await ps.stop();
+    await mt.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export const tapBench = main;
