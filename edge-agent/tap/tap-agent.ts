@@ -21,6 +21,8 @@ import { Mutex } from '../../core/mutex.ts';
 export const DEFAULT_MAX_LOG_BYTES = 1024 * 1024 * 1024;
 /** Dirty blocks sent per resync round. */
 const RESYNC_ROUND_BLOCKS = 256;
+/** The acknowledged position is saved at most this often. */
+const ACK_SAVE_INTERVAL_MS = 1000;
 /** The initial sync's cursor is saved after this many steps. */
 const CURSOR_SAVE_STEPS = 64;
 
@@ -121,13 +123,20 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
   const loops: Promise<void>[] = [];
   for (const disk of disks) {
     const save = stateSaver(join(o.stateDir, disk.name), disk.state);
+    let lastAckSaveMs = 0;
     const dlog = log.child({ disk: disk.name });
     const uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: disk.name, log: dlog, signal: o.signal });
     const lu = new LogUploader({
       disk, uploader, log: dlog, signal: o.signal,
       onAck: async (next) => {
         disk.state.ackedNextSeq = next;
-        await save();
+        // The saved position is only a floor for starting while the process server is away
+        // (it is re-read from the server on every connect), so once a second is enough.
+        const now = Date.now();
+        if (now - lastAckSaveMs >= ACK_SAVE_INTERVAL_MS) {
+          lastAckSaveMs = now;
+          await save();
+        }
       },
     });
     disk.onAppend = () => lu.wake();
