@@ -14,12 +14,15 @@
 import { remoteError, requestJson, type PeerResponse } from '../http/client.ts';
 import type {
   AgentAssignment,
+  AgentVerification,
   EnrollRequest,
   EnrollResponse,
   Heartbeat,
   JobEvent,
   PolledCommand,
 } from './protocol.ts';
+
+export type { AgentAssignment, EnrollRequest, EnrollResponse } from './protocol.ts';
 
 export const API_PATH = '/api/v1';
 /** Extra time a long poll is given over its wait before the client gives up on it. */
@@ -103,5 +106,14 @@ export class ControlPlaneClient {
   /** Agents: their machine, disk ids and the process server to push to (null until protected). */
   async getAssignment(options: { signal?: AbortSignal } = {}): Promise<AgentAssignment> {
     return check(this.#base, await this.#call<AgentAssignment>('GET', '/site/assignment', undefined, options), 200);
+  }
+
+  /**
+   * Process servers: whether `agentCredential` belongs to an agent whose machine is assigned to
+   * this process server, and if so which machine. Cache the answer briefly, not for long:
+   * protection may be disabled at any time.
+   */
+  async verifyAgent(agentCredential: string, options: { signal?: AbortSignal } = {}): Promise<AgentVerification> {
+    return check(this.#base, await this.#call<AgentVerification>('POST', '/site/agents/verify', { credential: agentCredential }, options), 200);
   }
 }

@@ -71,6 +71,7 @@ export type Heartbeat = z.infer<typeof Heartbeat>;
 export const JOB_EVENT_TYPES = ['progress', 'machine-ready', 'machine-failed', 'machine-cleaned'] as const;
 
 export const Check = z.object({ name: label, passed: z.boolean(), detail: z.string().max(2048).optional() });
+export type Check = z.infer<typeof Check>;
 
 export const JobEvent = z.object({
   jobId: z.string().max(64),
@@ -173,3 +174,14 @@ export interface AgentAssignment {
   disks: { id: string; name: string; sizeBytes: number }[];
   processServer: ServerRef | null;
 }
+
+/**
+ * A process server's question "is this an agent credential of a machine assigned to me?"
+ * (`POST /api/v1/site/agents/verify`) and its answer.
+ */
+export const AgentVerificationRequest = z.object({ credential: z.string().min(1).max(256) });
+export type AgentVerificationRequest = z.infer<typeof AgentVerificationRequest>;
+
+export type AgentVerification =
+  | { valid: true; machineId: string; machineName: string; disks: { id: string; name: string }[] }
+  | { valid: false; reason: string };

@@ -4,8 +4,9 @@
  * events. Sites only ever call out; nothing here calls a site.
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
-import { EnrollRequest, Heartbeat, JobEvents } from '../../core/control-plane/protocol.ts';
+import { AgentVerificationRequest, EnrollRequest, Heartbeat, JobEvents } from '../../core/control-plane/protocol.ts';
 import type { Context } from '../deps.ts';
+import { verifyAgentCredential } from '../domain/agent-verification.ts';
 import { enroll } from '../domain/enrollment.ts';
 import { keys } from '../domain/keys.ts';
 import { Machine, Server } from '../domain/records.ts';
@@ -125,6 +126,29 @@ export function registerSiteRoutes(app: OpenAPIHono<AppEnv>, ctx: Context): void
         disks: m.disks.map((d) => ({ id: d.id, name: d.name, sizeBytes: d.sizeBytes })),
         processServer: ps ? { id: ps.id, url: ps.url } : null,
       }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post', path: '/site/agents/verify', tags: ['site'], security: bearer,
+      summary: 'process servers: is this an agent credential of a machine assigned to me?',
+      request: { body: jsonBody(AgentVerificationRequest) },
+      responses: {
+        200: jsonResponse(z.object({
+          valid: z.boolean(),
+          machineId: z.string().optional(),
+          machineName: z.string().optional(),
+          disks: z.array(z.object({ id: z.string(), name: z.string() })).optional(),
+          reason: z.string().optional().describe('why the credential is not valid here'),
+        }).openapi('AgentVerification'), 'the verdict'),
+        ...errorResponses,
+      },
+    }),
+    async (c) => {
+      const caller = server(c);
+      if (caller.role !== 'process-server') throw new ForbiddenError('only process servers verify agent credentials');
+      return c.json(await verifyAgentCredential(ctx, caller.vaultId, caller.serverId, c.req.valid('json').credential), 200);
     },
   );
 }

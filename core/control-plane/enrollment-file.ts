@@ -1,0 +1,66 @@
+/**
+ * A component's enrollment kept on disk (mode 0600) so that it enrolls once: the control
+ * plane's URL, the credential and the ids it was given. Format version 1:
+ * `{ "v": 1, "controlPlaneUrl", "credential", "vaultId", "siteId", "role", "serverId"?, "machineId"?, "disks"? }`.
+ *
+ * @example
+ *   const e = await enrollOnce(join(dataDir, 'enrollment.json'), url, () => ({ registrationKey: key, role: 'process-server', name: 'ps1', siteName: 'primary', url: myUrl }));
+ *   const cp = new ControlPlaneClient({ url: e.controlPlaneUrl, credential: e.credential });
+ */
+import { readFile } from 'node:fs/promises';
+import { UsageError } from '../errors.ts';
+import { writeFileAtomic } from '../fsutil.ts';
+import { enroll } from './client.ts';
+import type { EnrollRequest, EnrollResponse } from './protocol.ts';
+
+export const ENROLLMENT_FILE_VERSION = 1;
+
+export interface StoredEnrollment extends EnrollResponse {
+  v: 1;
+  controlPlaneUrl: string;
+}
+
+/** The enrollment in `path`, or undefined if there is none; refuses a version it does not know. */
+export async function loadEnrollment(path: string): Promise<StoredEnrollment | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const e = JSON.parse(text) as StoredEnrollment;
+  if (e?.v !== ENROLLMENT_FILE_VERSION || typeof e.credential !== 'string') {
+    throw new UsageError(`${path} is not an enrollment file of version ${ENROLLMENT_FILE_VERSION}`, { hint: 'move it away to enroll again' });
+  }
+  return e;
+}
+
+export async function saveEnrollment(path: string, e: StoredEnrollment): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(e, null, 2) + '\n');
+}
+
+/**
+ * The enrollment kept in `path`, or a new one (enrolled with `request()`, then saved 0600).
+ * `request` is only called when enrolling, so a registration key is needed only the first time.
+ */
+export async function enrollOnce(
+  path: string,
+  controlPlaneUrl: string,
+  request: () => EnrollRequest,
+  options: { signal?: AbortSignal } = {},
+): Promise<{ enrollment: StoredEnrollment; enrolledNow: boolean }> {
+  const have = await loadEnrollment(path);
+  if (have) {
+    if (have.controlPlaneUrl.replace(/\/+$/, '') !== controlPlaneUrl.replace(/\/+$/, '')) {
+      throw new UsageError(`${path} holds an enrollment with ${have.controlPlaneUrl}, not ${controlPlaneUrl}`, {
+        hint: 'use the same control plane, or move the file away to enroll with the new one',
+      });
+    }
+    return { enrollment: have, enrolledNow: false };
+  }
+  const answer = await enroll(controlPlaneUrl, request(), options);
+  const enrollment: StoredEnrollment = { v: 1, controlPlaneUrl, ...answer };
+  await saveEnrollment(path, enrollment);
+  return { enrollment, enrolledNow: true };
+}
