@@ -3,17 +3,22 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { verifyFrame, MAX_FRAME_BYTES } from '../core/wire/frame.ts';
 import { FrameError } from '../core/errors.ts';
-import { bearerAuth } from '../core/http/auth.ts';
+import { tokenMatches } from '../core/http/auth.ts';
+import type { MiddlewareHandler } from 'hono';
 import { readBody, BodyTooLargeError } from '../core/http/body.ts';
 import { isValidName } from '../core/names.ts';
 import { PeerUnreachableError } from '../core/http/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { Streams } from './streams.ts';
 import { diskStatus } from './status.ts';
+import { AgentVerificationUnavailableError, type AgentAuthenticator } from './site-link/agent-auth.ts';
 
 export interface ProcessServerAppOptions {
   streams: Streams;
+  /** The shared bearer token (labs): it may do everything. */
   token?: string;
+  /** Accepts agents by their own credential, confirmed by the control plane; they may touch only their machine's streams. */
+  agentAuth?: AgentAuthenticator;
   maxSpoolBytes: number;
   log: Logger;
 }
@@ -28,19 +33,60 @@ const Heartbeat = z.object({
   })).max(256),
 });
 
-export function processServerApp(o: ProcessServerAppOptions): Hono {
-  const app = new Hono();
+/** What authentication found: `agentMachine` is set when the caller is an agent (not the shared token). */
+type Env = { Variables: { agentMachine?: string } };
+
+/**
+ * With neither a token nor agent authentication configured every request passes (a lab).
+ * Otherwise a request needs the shared token, or an agent credential the control plane
+ * confirms; an agent is then held to its own machine by `ownMachine`.
+ */
+function authenticate(o: ProcessServerAppOptions): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    if ((!o.token && !o.agentAuth) || c.req.path === '/healthz') return next();
+    const header = c.req.header('authorization');
+    const presented = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
+    if (o.token && tokenMatches(o.token, presented)) return next();
+    if (o.agentAuth && presented) {
+      const agent = await o.agentAuth(presented);
+      if (agent) {
+        c.set('agentMachine', agent.machineName);
+        return next();
+      }
+    }
+    o.log.warn('request refused: bad credentials', { method: c.req.method, path: c.req.path, presented: presented === undefined ? 'none' : 'wrong' });
+    return c.json({
+      error: 'missing or wrong credential',
+      hint: o.agentAuth
+        ? "use the agent's credential from enrollment (its machine must be protected on this process server) or the shared token"
+        : 'set TIDEMARK_TOKEN (or --token) to the same value on every component',
+    }, 401);
+  };
+}
+
+/** 403 unless the caller has the shared token or is the agent of `machine`. */
+function ownMachine(c: { get(k: 'agentMachine'): string | undefined }, machine: string): string | undefined {
+  const agent = c.get('agentMachine');
+  return agent !== undefined && agent !== machine ? `this agent's credential is for machine ${agent}, not ${machine}` : undefined;
+}
+
+export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
+  const app = new Hono<Env>();
   app.get('/healthz', (c) => c.json({ ok: true }));
-  app.use('*', bearerAuth(o.token, o.log));
+  app.use('*', authenticate(o));
 
   app.use('/v1/streams/:machine/:disk/*', async (c, next) => {
     if (!isValidName(c.req.param('machine')) || !isValidName(c.req.param('disk'))) return c.json({ error: 'invalid machine or disk name' }, 400);
+    const refused = ownMachine(c, c.req.param('machine'));
+    if (refused) return c.json({ error: refused }, 403);
     return next();
   });
 
   app.get('/v1/streams/:machine/:disk', async (c) => {
     const { machine, disk } = c.req.param();
     if (!isValidName(machine) || !isValidName(disk)) return c.json({ error: 'invalid machine or disk name' }, 400);
+    const refused = ownMachine(c, machine);
+    if (refused) return c.json({ error: refused }, 403);
     const s = await o.streams.get(machine, disk);
     s.lastContactMs = Date.now();
     return c.json({ machine, disk, nextSeq: await s.acceptNextSeq() });
@@ -65,6 +111,8 @@ export function processServerApp(o: ProcessServerAppOptions): Hono {
   app.post('/v1/agents/:machine/heartbeat', async (c) => {
     const machine = c.req.param('machine');
     if (!isValidName(machine)) return c.json({ error: 'invalid machine name' }, 400);
+    const refused = ownMachine(c, machine);
+    if (refused) return c.json({ error: refused }, 403);
     const parsed = Heartbeat.safeParse(await c.req.json().catch(() => undefined));
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
@@ -79,6 +127,7 @@ export function processServerApp(o: ProcessServerAppOptions): Hono {
   });
 
   app.get('/v1/status', (c) => {
+    if (c.get('agentMachine') !== undefined) return c.json({ error: 'agents may not read the status of every stream' }, 403);
     const now = Date.now();
     return c.json({ disks: o.streams.all().map((s) => diskStatus(s, now)) });
   });
@@ -86,6 +135,10 @@ export function processServerApp(o: ProcessServerAppOptions): Hono {
   app.onError((err, c) => {
     if (err instanceof FrameError) return c.json({ error: err.message, reason: err.reason, hint: err.hint }, 400);
     if (err instanceof BodyTooLargeError) return c.json({ error: err.message }, 413);
+    if (err instanceof AgentVerificationUnavailableError) {
+      o.log.warn('agent credential not verified: control plane unavailable', { path: c.req.path, error: err });
+      return c.json({ error: err.message, hint: err.hint }, 503);
+    }
     if (err instanceof PeerUnreachableError) return c.json({ error: `master target unreachable: ${err.message}`, hint: 'retry; the process server needs the master target to learn where a new stream stands' }, 503);
     o.log.error('request failed', { method: c.req.method, path: c.req.path, error: err });
     return c.json({ error: `internal error: ${err.message}` }, 500);

@@ -6,6 +6,9 @@ import { serve, type Listening } from '../core/http/serve.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { Streams } from './streams.ts';
 import { processServerApp } from './http.ts';
+import { ControlPlaneClient } from '../core/control-plane/client.ts';
+import { agentAuthenticator } from './site-link/agent-auth.ts';
+import { startProcessServerSiteLink, type ProcessServerSiteLink } from './site-link/site-link.ts';
 
 /** Default limit of pending (not yet applied) bytes per stream. */
 export const DEFAULT_MAX_SPOOL_BYTES = 8 * 1024 * 1024 * 1024;
@@ -20,10 +23,23 @@ export interface ProcessServerOptions {
   masterTargetToken?: string;
   maxSpoolBytes?: number;
   log?: Logger;
+  /**
+   * The control plane this process server is enrolled with: it then polls its commands,
+   * sends heartbeats, and accepts agents by their own credentials (besides `token`).
+   */
+  controlPlane?: {
+    url: string;
+    credential: string;
+    /** @default 5000 */
+    heartbeatIntervalMs?: number;
+    softwareVersion?: string;
+  };
 }
 
 export interface ProcessServer extends Listening {
   streams: Streams;
+  /** Present with `controlPlane`. */
+  siteLink?: ProcessServerSiteLink;
 }
 
 export async function startProcessServer(o: ProcessServerOptions): Promise<ProcessServer> {
@@ -33,13 +49,22 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   await mkdir(spoolDir, { recursive: true });
   const streams = new Streams(spoolDir, { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token }, log);
   await streams.openExisting();
-  const app = processServerApp({ streams, token: o.token, maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, log });
+  const client = o.controlPlane ? new ControlPlaneClient({ url: o.controlPlane.url, credential: o.controlPlane.credential }) : undefined;
+  const app = processServerApp({
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, log,
+  });
   const listening = await serve(app, { host: o.host, port: o.port });
-  log.info('process server listening', { url: listening.url, masterTarget: o.masterTargetUrl, streams: streams.all().length });
+  const siteLink = client && await startProcessServerSiteLink({
+    client, streams, dir: join(o.dataDir, 'site-link'), log, masterTargetUrl: o.masterTargetUrl,
+    heartbeatIntervalMs: o.controlPlane!.heartbeatIntervalMs, softwareVersion: o.controlPlane!.softwareVersion,
+  });
+  log.info('process server listening', { url: listening.url, masterTarget: o.masterTargetUrl, streams: streams.all().length, controlPlane: o.controlPlane?.url });
   return {
     ...listening,
     streams,
+    siteLink,
     async close() {
+      await siteLink?.close();
       await listening.close();
       await streams.close();
     },
