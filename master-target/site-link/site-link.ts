@@ -1,0 +1,83 @@
+/**
+ * The master target's link to the control plane (docs/control-plane-api.md). It only calls
+ * out: it long-polls its command queue, runs `failover.start` and `test-failover.cleanup`
+ * through `FailoverJobs` (each machine brought up by a `MachineRecovery`; by default disk
+ * images exported through the master target's own HTTP API), acknowledges protection
+ * commands (the master target creates a replica when the first batch arrives), and sends a
+ * heartbeat every `heartbeatIntervalMs`.
+ *
+ * @example
+ *   const link = await startMasterTargetSiteLink({ client, masterTargetUrl: mt.url, token, dataDir, log });
+ *   await link.close();
+ */
+import type { ControlPlaneClient } from '../../core/control-plane/client.ts';
+import { runCommandLoop, runEvery } from '../../core/control-plane/command-loop.ts';
+import type { SiteCommand } from '../../core/control-plane/protocol.ts';
+import type { Logger } from '../../core/log.ts';
+import { FailoverJobs } from './failover-jobs.ts';
+import { ImageExportRecovery } from './image-export-recovery.ts';
+import { MasterTargetApi } from './master-target-api.ts';
+import type { MachineRecovery } from './recovery.ts';
+
+/** How often the master target says it is alive. */
+export const DEFAULT_MT_HEARTBEAT_INTERVAL_MS = 30_000;
+
+export interface MasterTargetSiteLinkOptions {
+  readonly client: ControlPlaneClient;
+  /** The master target's own HTTP API (exports, points). */
+  readonly masterTargetUrl: string;
+  /** Its bearer token, if it has one. */
+  readonly token?: string;
+  /** The master target's data folder; job work folders go below it. */
+  readonly dataDir: string;
+  readonly log: Logger;
+  /** @default exports of disk images through `masterTargetUrl` */
+  readonly recovery?: MachineRecovery;
+  /** @default 30000 */
+  readonly heartbeatIntervalMs?: number;
+  /** Seconds each command poll waits. @default 20 */
+  readonly pollWaitSeconds?: number;
+  readonly softwareVersion?: string;
+}
+
+export interface MasterTargetSiteLink {
+  readonly jobs: FailoverJobs;
+  close(): Promise<void>;
+}
+
+export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions): Promise<MasterTargetSiteLink> {
+  const stop = new AbortController();
+  const log = o.log.child({ link: 'control-plane' });
+  const recovery = o.recovery ?? new ImageExportRecovery(new MasterTargetApi(o.masterTargetUrl, o.token));
+  const jobs = new FailoverJobs({ client: o.client, recovery, dataDir: o.dataDir, log, signal: stop.signal });
+
+  const handle = async (cmd: SiteCommand): Promise<void> => {
+    switch (cmd.type) {
+      case 'failover.start':
+        log.info('failover group received', { jobId: cmd.jobId, mode: cmd.mode, group: cmd.groupIndex, machines: cmd.machines.length });
+        return jobs.start(cmd);
+      case 'test-failover.cleanup':
+        log.info('test failover cleanup received', { jobId: cmd.jobId, testFailoverJobId: cmd.testFailoverJobId, machines: cmd.machineIds.length });
+        return jobs.cleanup(cmd);
+      case 'protection.enable':
+        log.info('machine protected here', { machineId: cmd.machine.id, machine: cmd.machine.name, retentionSeconds: cmd.policy.retentionSeconds });
+        return;
+      case 'protection.disable':
+        log.info('machine no longer protected; its replica is kept', { machineId: cmd.machineId });
+        return;
+    }
+  };
+
+  const commands = runCommandLoop(o.client, handle, { log, signal: stop.signal, waitSeconds: o.pollWaitSeconds });
+  const heartbeats = runEvery(o.heartbeatIntervalMs ?? DEFAULT_MT_HEARTBEAT_INTERVAL_MS, 'heartbeat',
+    () => o.client.sendHeartbeat({ ...(o.softwareVersion ? { softwareVersion: o.softwareVersion } : {}), disks: [] }, { signal: stop.signal }),
+    { log, signal: stop.signal });
+  log.info('control plane link started', { masterTarget: o.masterTargetUrl });
+  return {
+    jobs,
+    async close() {
+      stop.abort();
+      await Promise.all([commands, heartbeats]);
+    },
+  };
+}
