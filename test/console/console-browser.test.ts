@@ -1,0 +1,285 @@
+/**
+ * The console in a real browser (Debian's chromium through playwright-core) against a control
+ * plane started in this process. This test plays the sites through the site client: a process
+ * server, a master target and two agents enroll with the key the page made; the master target
+ * replays an hour of heartbeats (on the control plane's clock, which starts an hour back and
+ * catches up with the real one) and answers the failover commands.
+ *
+ * Screenshots go to $TIDEMARK_SCREENSHOTS_DIR when set (docs/screenshots for the docs).
+ */
+import { after, before, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { ControlPlaneClient, enroll } from '../../core/control-plane/client.ts';
+import type { EnrollResponse, RecoveryPointRef, SiteCommand } from '../../core/control-plane/protocol.ts';
+import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`;
+
+/** The control plane's clock runs `offsetMs` behind the real one while history is replayed. */
+let offsetMs = 0;
+let dataDir: string;
+let cp: LocalControlPlane;
+let browser: Browser;
+const shots = process.env.TIDEMARK_SCREENSHOTS_DIR;
+const stop = new AbortController();
+
+before(async () => {
+  if (skip) return;
+  dataDir = await mkdtemp(join(tmpdir(), 'tidemark-console-'));
+  cp = await startControlPlane({ dataDir, port: 0, host: '127.0.0.1', scheduleIntervalMs: 3600_000, now: () => Date.now() + offsetMs });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  if (shots) await mkdir(shots, { recursive: true });
+});
+after(async () => {
+  stop.abort();
+  await browser?.close();
+  await cp?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  if (!shots) return;
+  await page.waitForTimeout(150);
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+async function adminGet(path: string): Promise<any> {
+  const res = await fetch(`${cp.url}/api/v1${path}`, { headers: { authorization: `Bearer ${cp.adminToken}` } });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+/** Follows a link of the main navigation. */
+function nav(page: Page, name: string): Promise<void> {
+  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();
+}
+
+async function signIn(page: Page, token: string): Promise<void> {
+  await page.goto(cp.url);
+  await page.getByLabel('Operator token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Sign in' }).waitFor();
+}
+
+/** The master target: answers failover and cleanup commands until the test ends. */
+function playMasterTarget(mt: ControlPlaneClient, latest: Map<string, RecoveryPointRef>, names: Map<string, string>): Promise<void> {
+  return (async () => {
+    while (!stop.signal.aborted) {
+      let polled;
+      try {
+        polled = await mt.pollCommands({ waitSeconds: 1, signal: stop.signal });
+      } catch {
+        continue;
+      }
+      for (const { receipt, command } of polled) {
+        await answer(mt, command, latest, names);
+        await mt.ackCommand(receipt);
+      }
+    }
+  })();
+}
+
+async function answer(mt: ControlPlaneClient, command: SiteCommand, latest: Map<string, RecoveryPointRef>, names: Map<string, string>) {
+  if (command.type === 'failover.start') {
+    for (const m of command.machines) {
+      await mt.sendJobEvent({ jobId: command.jobId, machineId: m.id, type: 'progress', message: `materialising ${m.disks.map((d) => d.name).join(', ')}` });
+      await new Promise((r) => setTimeout(r, 300));
+      await mt.sendJobEvent({
+        jobId: command.jobId, machineId: m.id, type: 'machine-ready', point: latest.get(m.id),
+        checks: [{ name: 'boot', passed: true, detail: 'login prompt seen' }],
+        consoleLog: `[    0.000000] Linux version 6.1.0-amd64\n[    1.912345] EXT4-fs (vda1): mounted filesystem\n\nDebian GNU/Linux 12 ${names.get(m.id)} ttyS0\n\n${names.get(m.id)} login: `,
+      });
+    }
+  } else if (command.type === 'test-failover.cleanup') {
+    await mt.sendJobEvent(command.machineIds.map((id) => ({ jobId: command.jobId, machineId: id, type: 'machine-cleaned' as const })));
+  }
+}
+
+it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a picked point, and keeps a viewer out', { skip, timeout: 120_000 }, async () => {
+  const started = Date.now();
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  const failures: string[] = [];
+  page.on('pageerror', (err) => failures.push(err.message));
+  page.on('requestfailed', (req) => { if (!req.url().startsWith(cp.url)) failures.push(`outside request ${req.url()}`); });
+  page.on('request', (req) => { if (!req.url().startsWith(cp.url) && !req.url().startsWith('data:')) failures.push(`outside request ${req.url()}`); });
+
+  // Sign in as admin; make the vault, a policy and a registration key; see the install command.
+  await signIn(page, cp.adminToken);
+  await nav(page, 'Enrollment');
+  await page.getByLabel('Vault name').fill('main');
+  await page.getByRole('button', { name: 'Create vault' }).click();
+  await page.getByRole('button', { name: 'Create registration key' }).click();
+  const command = await page.locator('#install-command').textContent();
+  const key = (await page.locator('#new-key').textContent())!;
+  assert.match(key, /^rgk_/);
+  assert.equal(command, `tidemark agent --control-plane ${cp.url} --key ${key} --state /var/lib/tidemark-agent --machine db1 --disk /dev/sdb --mode scan --interval 60`);
+  await page.getByLabel('Machine name').fill('web1');
+  assert.match((await page.locator('#install-command').textContent())!, /--machine web1 /);
+  await page.getByLabel('Machine name').fill('db1');
+  await page.getByRole('button', { name: 'Create policy' }).click();
+  await page.locator('#policies-table').getByText('gold').waitFor();
+  await shot(page, 'enrollment-1280');
+
+  console.log(`enrollment page done after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  // The sites enroll with that key.
+  const vaultId = (await adminGet(`/vaults`)).items[0].id;
+  await enroll(cp.url, { registrationKey: key, role: 'process-server', name: 'ps1', siteName: 'primary', url: 'http://ps1.example:7401' });
+  const mtEnrollment = await enroll(cp.url, { registrationKey: key, role: 'master-target', name: 'mt1', siteName: 'recovery', url: 'http://mt1.example:7402' });
+  const agents: EnrollResponse[] = [];
+  for (const [name, disks] of [['db1', ['disk0', 'disk1']], ['app1', ['disk0']]] as const) {
+    agents.push(await enroll(cp.url, {
+      registrationKey: key, role: 'agent', name, siteName: 'primary', hostname: `${name}.example.net`, os: 'debian 12',
+      disks: disks.map((d, i) => ({ name: d, sizeBytes: (i + 1) * 16 * 2 ** 30 })),
+    }));
+  }
+  const [db, app] = agents.map((a) => ({ id: a.machineId!, disks: a.disks!.map((d) => d.id) }));
+  const names = new Map([[db.id, 'db1'], [app.id, 'app1']]);
+  const mt = new ControlPlaneClient({ url: cp.url, credential: mtEnrollment.credential });
+
+  // Protect db1 from its page; app1 through the API.
+  await nav(page, 'Dashboard');
+  await page.getByRole('link', { name: 'db1' }).click();
+  await page.getByRole('button', { name: 'Enable protection' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Enable protection' }).click();
+  await page.locator('dl.facts').getByText('Master target').waitFor();
+  const policyId = (await adminGet(`/vaults/${vaultId}/policies`)).items[0].id;
+  const protect = await fetch(`${cp.url}/api/v1/vaults/${vaultId}/machines/${app.id}/protection`, {
+    method: 'PUT', headers: { authorization: `Bearer ${cp.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ policyId }),
+  });
+  assert.equal(protect.status, 200);
+
+  // An hour of heartbeats: initial sync, then continuous with one RPO excursion; a point each time.
+  const latest = new Map<string, RecoveryPointRef>();
+  const master = playMasterTarget(mt, latest, names);
+  const steps = 40;
+  let seq = 1000;
+  for (let i = 0; i < steps; i++) {
+    offsetMs = -(steps - 1 - i) * 90_000;
+    const nowMs = Date.now() + offsetMs;
+    const syncing = i < 4;
+    const lag = syncing ? 0 : i >= 15 && i < 18 ? 70 + (i - 15) * 8 : 4 + 3 * Math.abs(Math.sin(i / 5));
+    seq += 300 + Math.round(240 * (1 + Math.sin(i / 4)));
+    const point: RecoveryPointRef = { time: new Date(nowMs - lag * 1000).toISOString(), seq, kind: i % 5 === 0 ? 'app-consistent' : 'crash-consistent' };
+    const disks = [db, app].flatMap((m) => m.disks.map((diskId) => ({
+      machineId: m.id, diskId, state: syncing ? 'INITIAL_SYNC' as const : 'CONTINUOUS' as const,
+      lagSeconds: Math.round(lag * 10) / 10, backlogBytes: syncing ? (4 - i) * 64 * 2 ** 20 : Math.round(lag * 40_000),
+      ...(syncing ? {} : { latestPoint: point }),
+    })));
+    if (!syncing) for (const m of [db, app]) latest.set(m.id, point);
+    await mt.sendHeartbeat({ softwareVersion: '0.1.0', disks });
+  }
+  offsetMs = 0;
+  console.log(`heartbeats replayed after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+  // The machine reaches CONTINUOUS on its page; the newest point is offered, and picked.
+  await page.locator('#disks-table').getByText('CONTINUOUS').first().waitFor({ timeout: 10_000 });
+  const newest = latest.get(db.id)!;
+  await page.locator('.points label').first().filter({ hasText: `seq ${newest.seq}` }).waitFor();
+  const radio = page.getByRole('radio').first();
+  await page.getByRole('radio').nth(1).check();
+  await radio.check();
+  assert.ok(await radio.isChecked());
+  assert.match((await page.locator('.points label').first().textContent())!, new RegExp(`seq ${newest.seq}`));
+  assert.ok(await page.locator('.points .app-consistent').count() > 0, 'app-consistent points are shown differently');
+
+  // Test failover: confirmed, then followed until it succeeds at the picked point.
+  await page.getByRole('button', { name: 'Test failover', exact: true }).click();
+  const dialog = page.getByRole('dialog');
+  assert.match((await dialog.textContent())!, /isolated on the master target/);
+  await dialog.getByRole('button', { name: 'Start test failover' }).click();
+  const panel = page.locator('.job-panel');
+  await panel.locator('.job-state').getByText('succeeded').waitFor({ timeout: 15_000 });
+  assert.match((await panel.locator('td[data-label="Point used"]').textContent())!, new RegExp(`seq ${newest.seq}`));
+  assert.match((await panel.textContent())!, new RegExp(`Point picked: .*seq ${newest.seq}`));
+  await panel.getByText('Console log of db1 (evidence)').click();
+  await shot(page, 'machine-1280');
+
+  // The dashboard: totals, charts and the machines.
+  await nav(page, 'Dashboard');
+  await page.locator('#machines-table').getByText('CONTINUOUS').first().waitFor();
+  assert.equal(await page.locator('#total-protected').textContent(), '2');
+  assert.equal(await page.locator('#total-over').textContent(), '0');
+  assert.match((await page.locator('#machines-table tr[data-machine="db1"]').textContent())!, /within threshold/);
+  assert.equal(await page.locator('svg.chart path.series').count(), 2);
+  await shot(page, 'dashboard-1280');
+
+  // A plan of two ordered groups, made and edited in the page, and its test failover.
+  await nav(page, 'Recovery plans');
+  await page.getByRole('link', { name: 'New plan' }).click();
+  await page.getByLabel('Plan name').fill('erp');
+  await page.locator('.group-editor li').nth(0).getByLabel('Name').fill('database');
+  await page.locator('.group-editor li').nth(0).getByLabel('db1').check();
+  await page.getByRole('button', { name: 'Add group' }).click();
+  await page.locator('.group-editor li').nth(1).getByLabel('Name').fill('application');
+  await page.locator('.group-editor li').nth(1).getByLabel('app1').check();
+  await page.getByRole('button', { name: 'Save plan' }).click();
+  await page.getByRole('heading', { name: 'erp', level: 1 }).waitFor();
+  await page.getByRole('link', { name: 'Edit plan' }).click();
+  await page.getByLabel('Plan name').fill('erp-production');
+  await page.getByRole('button', { name: 'Save plan' }).click();
+  await page.getByRole('heading', { name: 'erp-production', level: 1 }).waitFor();
+  assert.deepEqual(await page.locator('.group-list > li strong').allTextContents(), ['database', 'application']);
+  await page.getByRole('button', { name: 'Test failover', exact: true }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Start test failover' }).click();
+  await page.locator('.job-panel .job-state').getByText('succeeded').waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator('.job-panel td.step-state').allTextContents().then((s) => s.join()), 'ready,ready');
+  await shot(page, 'plan-1280');
+  await nav(page, 'Jobs and drills');
+  await page.locator('#jobs-table tbody tr').nth(1).waitFor();
+  await shot(page, 'jobs-1280');
+
+  // A viewer sees the page but cannot start a job, and the server refuses it.
+  await nav(page, 'Enrollment');
+  const tokens = page.getByRole('region', { name: 'Operator tokens' });
+  await tokens.getByLabel('Name').fill('auditor');
+  await tokens.getByLabel('Role').selectOption('viewer');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const viewerToken = (await page.locator('#new-token').textContent())!;
+  const viewer = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  viewer.on('pageerror', (err) => failures.push(err.message));
+  await signIn(viewer, viewerToken);
+  assert.equal(await viewer.locator('.role').textContent(), 'viewer');
+  await viewer.goto(`${cp.url}/console/#/machines/${db.id}`);
+  const button = viewer.getByRole('button', { name: 'Test failover', exact: true });
+  await button.waitFor();
+  assert.ok(await button.isDisabled());
+  assert.match((await viewer.locator('#action-test-failover-why').textContent())!, /needs the operator role/);
+  assert.equal(await viewer.getByRole('button', { name: 'Failover', exact: true }).isDisabled(), true);
+  const planId = (await adminGet(`/vaults/${vaultId}/plans`)).items[0].id;
+  const refused = await viewer.evaluate(async ([vault, plan]) => {
+    const token = (globalThis as unknown as { sessionStorage: { getItem(k: string): string } }).sessionStorage.getItem('tidemark.token');
+    const res = await fetch(`/api/v1/vaults/${vault}/jobs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ kind: 'test-failover', planId: plan }),
+    });
+    return res.status;
+  }, [vaultId, planId]);
+  assert.equal(refused, 403);
+  await viewer.close();
+
+  // A phone.
+  const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
+  phone.on('pageerror', (err) => failures.push(err.message));
+  await signIn(phone, cp.adminToken);
+  await phone.locator('#machines-table').getByText('CONTINUOUS').first().waitFor();
+  const overflow = await phone.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the phone`);
+  await shot(phone, 'dashboard-375');
+  await phone.goto(`${cp.url}/console/#/machines/${db.id}`);
+  await phone.locator('#disks-table').getByText('CONTINUOUS').first().waitFor();
+  await shot(phone, 'machine-375');
+  await phone.close();
+
+  assert.deepEqual(failures, []);
+  stop.abort();
+  await master;
+  console.log(`console browser test: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+});
