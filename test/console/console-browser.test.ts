@@ -231,8 +231,19 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   await page.locator('.job-panel .job-state').getByText('succeeded').waitFor({ timeout: 15_000 });
   assert.equal(await page.locator('.job-panel td.step-state').allTextContents().then((s) => s.join()), 'ready,ready');
   await shot(page, 'plan-1280');
+
+  // A drill scheduled from the plan's page runs (test failover, cleanup) and leaves a report with evidence.
+  await page.getByRole('button', { name: 'Schedule' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Schedule' }).click();
+  await page.getByText(/^Every 1 d, next/).waitFor();
+  await cp.runScheduledWork();
+  const report = page.locator('.reports li').first();
+  await report.waitFor({ timeout: 15_000 });
+  assert.match((await report.textContent())!, /passed.*checks 2\/2.*cleaned up/);
   await nav(page, 'Jobs and drills');
-  await page.locator('#jobs-table tbody tr').nth(1).waitFor();
+  await page.locator('#jobs-table tbody tr').nth(3).waitFor();
+  await page.locator('.reports details').first().click();
+  assert.match((await page.locator('.reports pre').first().textContent())!, /login:/);
   await shot(page, 'jobs-1280');
 
   // A viewer sees the page but cannot start a job, and the server refuses it.

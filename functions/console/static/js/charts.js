@@ -3,7 +3,6 @@
 import { h } from './dom.js';
 import { clock } from './format.js';
 
-const W = 640;
 const H = 200;
 const PAD = { left: 56, right: 12, top: 14, bottom: 28 };
 
@@ -23,8 +22,10 @@ function niceMax(v) {
  * @param {(v: number) => string} o.format   value labels
  * @param {{ value: number, label: string }} [o.threshold]
  * @param {string} o.summary      a sentence saying what the chart shows (its text alternative)
+ * @param {number} [o.width]     drawing width in CSS pixels, so that text keeps its size
  */
 export function lineChart(o) {
+  const W = Math.max(260, Math.round(o.width ?? 640));
   const all = o.series.flatMap((s) => s.points.map((p) => p.v));
   const maxV = niceMax(Math.max(o.threshold?.value ?? 0, ...all, 0) * 1.1);
   const x = (t) => PAD.left + ((t - o.fromMs) / (o.toMs - o.fromMs)) * (W - PAD.left - PAD.right);
@@ -50,7 +51,7 @@ export function lineChart(o) {
     h('line', { x1: PAD.left, x2: W - PAD.right, y1: y(o.threshold.value), y2: y(o.threshold.value) }),
     h('text', { x: W - PAD.right - 4, y: y(o.threshold.value) - 5, 'text-anchor': 'end' }, o.threshold.label));
   const empty = all.length === 0 && h('text', { class: 'empty', x: (PAD.left + W) / 2, y: H / 2, 'text-anchor': 'middle' }, 'no reports in this window yet');
-  const svg = h('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${o.title}. ${o.summary}`, class: 'chart', preserveAspectRatio: 'none' },
+  const svg = h('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${o.title}. ${o.summary}`, class: 'chart' },
     grid, ticks, threshold, lines, empty);
   const legend = h('ul', { class: 'legend' },
     o.series.map((s) => h('li', {}, h('span', { class: `swatch ${s.cls}`, 'aria-hidden': 'true' }), s.name)),
@@ -59,6 +60,13 @@ export function lineChart(o) {
 }
 
 /** A toggle between the last hour and the last day; calls `onChange('hour' | 'day')`. */
+/** The drawing width of each chart in `container`, which holds `count` side by side on wide screens. */
+export function chartWidth(container, count = 2) {
+  const cols = window.matchMedia('(max-width: 760px)').matches ? 1 : count;
+  const width = container.clientWidth || container.parentElement?.clientWidth || 640;
+  return (width - (cols - 1) * 13) / cols - 30;
+}
+
 export function windowToggle(current, onChange, label) {
   const btn = (value, text) => h('button', {
     type: 'button', class: 'toggle', 'aria-pressed': String(current === value),

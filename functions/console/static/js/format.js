@@ -12,9 +12,17 @@ export function bytes(n) {
 export function seconds(s) {
   if (s === null || s === undefined) return '—';
   if (s < 60) return `${s < 10 && s % 1 ? s.toFixed(1) : Math.round(s)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.round((s % 86400) / 3600)} h`;
+  const two = (big, bigUnit, small, smallUnit) => (small ? `${big} ${bigUnit} ${small} ${smallUnit}` : `${big} ${bigUnit}`);
+  if (s < 3600) return two(Math.floor(s / 60), 'min', Math.round(s % 60), 's');
+  if (s < 86400) return two(Math.floor(s / 3600), 'h', Math.round((s % 3600) / 60), 'min');
+  return two(Math.floor(s / 86400), 'd', Math.round((s % 86400) / 3600), 'h');
+}
+
+/** Seconds for an axis label: one unit, short. */
+export function axisSeconds(s) {
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${Math.round(s / 3600)} h`;
 }
 
 export function ago(iso, nowMs = Date.now()) {

@@ -1,8 +1,8 @@
 // The dashboard: totals, RPO and throughput charts, and every machine with its health.
 import { get } from '../api.js';
 import { h, replace, replaceIfChanged } from '../dom.js';
-import { lineChart, windowToggle } from '../charts.js';
-import { bytes, ago, seconds } from '../format.js';
+import { chartWidth, lineChart, windowToggle } from '../charts.js';
+import { ago, axisSeconds, bytes, seconds } from '../format.js';
 import { errorBox, loadFleet, machineLag, machineState, rpoBadge, stateBadge } from '../common.js';
 
 const REFRESH_MS = 2000;
@@ -74,14 +74,14 @@ export async function renderDashboard(root, ctx) {
       lineChart({
         title: `RPO of the worst machine, ${label}`,
         series: [{ name: 'worst lag', cls: 's1', points: lagPoints }],
-        fromMs: nowMs - windowMs, toMs: nowMs, format: seconds,
+        fromMs: nowMs - windowMs, toMs: nowMs, format: axisSeconds, width: chartWidth(charts),
         threshold: Number.isFinite(strictest) ? { value: strictest, label: `threshold ${seconds(strictest)}` } : undefined,
         summary: lagPoints.length ? `Highest lag ${seconds(maxLag)}${Number.isFinite(strictest) ? `, threshold ${seconds(strictest)}` : ''}.` : 'No reports yet.',
       }),
       lineChart({
         title: `Throughput: changes applied per minute, ${label}`,
         series: [{ name: 'changes per minute, all machines', cls: 's2', points: ratePoints }],
-        fromMs: nowMs - windowMs, toMs: nowMs, format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v))),
+        fromMs: nowMs - windowMs, toMs: nowMs, width: chartWidth(charts), format: (v) => (v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v))),
         summary: ratePoints.length ? `${sumChanges} changes applied in the ${label}.` : 'No reports yet.',
       }),
     ]);

@@ -7,7 +7,7 @@ import { byNewest, jobBadge } from '../common.js';
 const LIVE_MS = 1000;
 
 /** A job's progress, steps and evidence, polled while it runs. `picked` is the point the operator chose. */
-export function jobPanel(ctx, job, { picked = null } = {}) {
+export function jobPanel(ctx, job, { picked = null, onEnd = null } = {}) {
   const panel = h('section', { class: 'job-panel card', 'aria-labelledby': `job-${job.id}-title`, 'data-job': job.id });
   const body = h('div', { 'aria-live': 'polite' });
   panel.append(h('h3', { id: `job-${job.id}-title` }, `${job.kind} job `, h('a', { href: `#/jobs/${job.id}` }, job.id)), body);
@@ -24,7 +24,10 @@ export function jobPanel(ctx, job, { picked = null } = {}) {
     try {
       const j = await get(`/vaults/${ctx.vault.id}/jobs/${job.id}`);
       draw(j);
-      if (j.state !== 'running') clearInterval(timer);
+      if (j.state !== 'running') {
+        clearInterval(timer);
+        onEnd?.(j);
+      }
     } catch { /* the next tick tries again */ }
   }, LIVE_MS);
   return panel;
@@ -82,7 +85,8 @@ export async function renderJobs(root, ctx) {
     h('section', { 'aria-labelledby': 'jobs-title' }, h('h2', { id: 'jobs-title' }, 'Jobs'), jobsBox),
     h('section', { 'aria-labelledby': 'drills-title' }, h('h2', { id: 'drills-title' }, 'Drill reports'), drillsBox));
   const load = async () => {
-    const [jobs, plans, drills] = await Promise.all([get(`${v}/jobs`), get(`${v}/plans`), get(`${v}/drills`)]);
+    const [jobs, plans, drills, machines] = await Promise.all([get(`${v}/jobs`), get(`${v}/plans`), get(`${v}/drills`), get(`${v}/machines`)]);
+    const machineNames = new Map(machines.items.map((m) => [m.id, m.name]));
     const planName = new Map(plans.items.map((p) => [p.id, p.name]));
     const sorted = jobs.items.sort(byNewest);
     replaceIfChanged(jobsBox, JSON.stringify(sorted.map((j) => [j.id, j.state, j.progressPercent])), () =>
@@ -103,14 +107,14 @@ export async function renderJobs(root, ctx) {
       [drills.items.length === 0 ? h('p', { class: 'muted' }, 'No drill is scheduled. Schedule one on a recovery plan.')
         : h('ul', { class: 'plain' }, drills.items.map((d) => h('li', {},
           h('a', { href: `#/plans/${d.planId}` }, planName.get(d.planId) ?? d.planId), `: every ${seconds(d.intervalSeconds)}, next ${time(d.nextRunAt)}, ${d.enabled ? d.phase : 'disabled'}`))),
-      drillReports(reports.sort(byNewest), planName)]);
+      drillReports(reports.sort(byNewest), planName, machineNames)]);
   };
   await load();
   ctx.every(3000, load);
 }
 
 /** Drill reports with the evidence each kept. */
-export function drillReports(reports, planName = new Map()) {
+export function drillReports(reports, planName = new Map(), machineNames = new Map()) {
   if (reports.length === 0) return h('p', { class: 'muted' }, 'No drill report yet.');
   return h('ul', { class: 'reports' }, reports.map((r) => h('li', { class: 'card' },
     h('p', {}, h('span', { class: `badge ${r.outcome === 'passed' ? 'good' : 'bad'}` }, r.outcome), ' ',
@@ -118,7 +122,7 @@ export function drillReports(reports, planName = new Map()) {
       ` · checks ${r.checksPassed}/${r.checksTotal}`, r.timeToReadySeconds !== null ? ` · ready in ${seconds(r.timeToReadySeconds)}` : '',
       ` · ${r.cleanedUp ? 'cleaned up' : 'not cleaned up'}`, r.error ? h('span', { class: 'error-text' }, ` — ${r.error}`) : null),
     r.machines.map((m) => h('details', { class: 'evidence' },
-      h('summary', {}, `${m.machineId}: ${m.ready ? 'ready' : 'not ready'}${m.pointAgeSeconds !== null ? `, point ${seconds(m.pointAgeSeconds)} old` : ''}`),
+      h('summary', {}, `${machineNames.get(m.machineId) ?? m.machineId}: ${m.ready ? 'ready' : 'not ready'}${m.pointAgeSeconds !== null ? `, point ${seconds(m.pointAgeSeconds)} old` : ''}`),
       m.checks.length ? h('ul', {}, m.checks.map((c) => h('li', {}, `${c.name}: ${c.passed ? 'passed' : 'failed'}${c.detail ? ` (${c.detail})` : ''}`))) : null,
       m.consoleLog ? h('pre', {}, m.consoleLog) : h('p', { class: 'muted' }, 'No console log.'))))));
 }

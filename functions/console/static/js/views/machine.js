@@ -2,9 +2,9 @@
 // (test failover, failover, cleanup, bookmark), each confirmed and followed live.
 import { api, get } from '../api.js';
 import { announce, h, replace, replaceIfChanged } from '../dom.js';
-import { lineChart, windowToggle } from '../charts.js';
+import { chartWidth, lineChart, windowToggle } from '../charts.js';
 import { confirmAction } from '../confirm.js';
-import { ago, bytes, POINT_KINDS, seconds, time } from '../format.js';
+import { ago, axisSeconds, bytes, POINT_KINDS, seconds, time } from '../format.js';
 import { byNewest, errorBox, guardedButton, jobBadge, machineLag, machinePlan, rpoBadge, stateBadge } from '../common.js';
 import { jobPanel } from './jobs.js';
 
@@ -133,7 +133,7 @@ export async function renderMachine(root, ctx) {
       const plan = await machinePlan(ctx.vault.id, machine);
       const job = await api('POST', `/vaults/${ctx.vault.id}/jobs`, { kind, planId: plan.id, ...(testJob ? { testFailoverJobId: testJob.id } : {}) });
       announce(`${kind} job ${job.id} started`);
-      replace(jobArea, jobPanel(ctx, job, { picked: kind === 'cleanup' ? null : point }));
+      replace(jobArea, jobPanel(ctx, job, { picked: kind === 'cleanup' ? null : point, onEnd: () => loadJobs() }));
       loadJobs();
     } catch (err) {
       replace(jobArea, errorBox(err));
@@ -247,14 +247,14 @@ export async function renderMachine(root, ctx) {
       lineChart({
         title: `RPO of ${machine.name}, ${label}`,
         series: [{ name: 'lag', cls: 's1', points: samples.map((s) => ({ t: Date.parse(s.t), v: s.lagSeconds })) }],
-        fromMs: nowMs - windowMs, toMs: nowMs, format: seconds,
+        fromMs: nowMs - windowMs, toMs: nowMs, format: axisSeconds, width: chartWidth(charts),
         threshold: threshold ? { value: threshold, label: `threshold ${seconds(threshold)}` } : undefined,
         summary: samples.length ? `Now ${seconds(machineLag(machine))}, highest ${seconds(Math.max(...samples.map((s) => s.lagSeconds)))}.` : 'No reports yet.',
       }),
       lineChart({
         title: `Throughput: changes applied per minute, ${label}`,
         series: [{ name: 'changes per minute', cls: 's2', points: samples.map((s) => ({ t: Date.parse(s.t), v: (s.changes * 60_000) / bucketMs })) }],
-        fromMs: nowMs - windowMs, toMs: nowMs, format: (x) => String(Math.round(x)),
+        fromMs: nowMs - windowMs, toMs: nowMs, width: chartWidth(charts), format: (x) => String(Math.round(x)),
         summary: `${samples.reduce((a, s) => a + s.changes, 0)} changes applied in the ${label}.`,
       }),
     ]);

@@ -64,7 +64,7 @@ export async function renderPlan(root, ctx) {
     try {
       const job = await api('POST', `${v}/jobs`, { kind, planId: plan.id, ...(testFailoverJobId ? { testFailoverJobId } : {}) });
       announce(`${kind} job ${job.id} started`);
-      replace(jobArea, jobPanel(ctx, job));
+      replace(jobArea, jobPanel(ctx, job, { onEnd: () => loadHistory() }));
       loadHistory();
     } catch (err) {
       replace(jobArea, errorBox(err));
@@ -95,7 +95,7 @@ export async function renderPlan(root, ctx) {
     for (const d of planDrills) reports.push(...(await get(`${v}/drills/${d.id}/reports`)).items);
     replaceIfChanged(drillsBox, JSON.stringify([planDrills, reports.map((r) => r.id)]), () => [
       planDrills.length ? h('ul', { class: 'plain' }, planDrills.map((d) => h('li', {}, `Every ${seconds(d.intervalSeconds)}, next ${time(d.nextRunAt)} (${d.enabled ? d.phase : 'disabled'})`))) : h('p', { class: 'muted' }, 'No drill scheduled.'),
-      drillReports(reports.sort(byNewest), new Map([[plan.id, plan.name]])),
+      drillReports(reports.sort(byNewest), new Map([[plan.id, plan.name]]), ctx.machineNames),
     ]);
   };
 
