@@ -1,6 +1,8 @@
 import { UsageError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
+import { enrollAgent, waitForAssignment } from '../../edge-agent/enroll/enroll.ts';
+import type { Logger } from '../../core/log.ts';
 import { runTapAgent, DEFAULT_MAX_LOG_BYTES } from '../../edge-agent/tap/tap-agent.ts';
 import { parseListen } from '../../core/http/serve.ts';
 import { parse, required, optional, parseDurationSeconds, parseUrl, parseBytes } from '../args.ts';
@@ -14,6 +16,7 @@ export const agentCommand: Command = {
                       --mode scan --interval SECONDS [--freeze-cmd CMD] [--thaw-cmd CMD] [--token TOKEN]
        tidemark agent --state DIR --process-server URL --machine NAME --disk PATH [--disk PATH ...]
                       --mode tap --nbd HOST:PORT [--max-log-bytes SIZE] [--token TOKEN]
+       tidemark agent --state DIR --control-plane URL --key KEY [--site NAME] --machine NAME --disk PATH ... (scan or tap options)
 
 Protects files or block devices. Disks are named disk0, disk1, ... in the order given.
 
@@ -27,6 +30,11 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
 
   --state DIR           the agent's own state (cursor, block-hash manifest); keep it across restarts
   --process-server URL  e.g. http://ps.local:7401
+  --control-plane URL   instead of --process-server: enroll with the control plane (once; the credential
+                        is kept in DIR/enrollment.json), wait until protection is enabled, then push to
+                        the process server it names, authenticated by this agent's own credential
+  --key KEY             registration key for the first enrollment (tidemark up prints one)
+  --site NAME           the site this machine belongs to (default primary)
   --machine NAME        this machine's name in Tidemark
   --disk PATH           a file or block device to protect (repeat for more disks)
   --mode scan|tap       capture mode (default scan)
@@ -43,6 +51,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       disk: { type: 'string', multiple: true }, mode: { type: 'string' }, interval: { type: 'string' },
       'freeze-cmd': { type: 'string' }, 'thaw-cmd': { type: 'string' }, token: { type: 'string' },
       nbd: { type: 'string' }, 'max-log-bytes': { type: 'string' },
+      'control-plane': { type: 'string' }, key: { type: 'string' }, site: { type: 'string' },
     });
     const disks = (values.disk as string[] | undefined) ?? [];
     if (disks.length === 0) throw new UsageError('agent: give at least one --disk PATH', { hint: "see 'tidemark agent --help'" });
@@ -52,6 +61,9 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
     const stop = () => controller.abort(new Error('stopped'));
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    const log = createLogger('agent', { level: env.logLevel });
+    const target = await pushTarget(values, env.token, disks, log, controller.signal);
+    if (!target) return 0;
     if (mode === 'tap') {
       const nbd = parseListen(required('agent', values, 'nbd'));
       const maxLog = optional(values, 'max-log-bytes');
@@ -60,12 +72,12 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         machine: required('agent', values, 'machine'),
         disks,
         stateDir: required('agent', values, 'state'),
-        processServerUrl: parseUrl('process server', required('agent', values, 'process-server')),
-        token: optional(values, 'token') ?? env.token,
+        processServerUrl: target.processServerUrl,
+        token: target.token,
         nbdHost: nbd.host,
         nbdPort: nbd.port,
         maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
-        log: createLogger('agent', { level: env.logLevel }),
+        log,
         signal: controller.signal,
         onListening: (a) => process.stdout.write(`serving ${disks.length} disk(s) over NBD at nbd://${a.host}:${a.port}/disk0\n`),
         onProgress: (disk, phase, done, total) => {
@@ -82,14 +94,50 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       machine: required('agent', values, 'machine'),
       disks,
       stateDir: required('agent', values, 'state'),
-      processServerUrl: parseUrl('process server', required('agent', values, 'process-server')),
-      token: optional(values, 'token') ?? env.token,
+      processServerUrl: target.processServerUrl,
+      token: target.token,
       intervalSeconds: parseDurationSeconds('interval', required('agent', values, 'interval')),
       hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
-      log: createLogger('agent', { level: env.logLevel }),
+      log,
       onEvent: progressPrinter(),
       signal: controller.signal,
     });
     return 0;
   },
 };
+
+/**
+ * Where the agent pushes and with which credential: a direct `--process-server` with the
+ * shared token, or, with `--control-plane`, the process server the control plane assigns,
+ * with the agent's own credential (enrolling first if needed). Undefined if stopped meanwhile.
+ */
+async function pushTarget(
+  values: Record<string, unknown>,
+  envToken: string | undefined,
+  disks: string[],
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ processServerUrl: string; token?: string } | undefined> {
+  const v = values as Parameters<typeof optional>[0];
+  const controlPlane = optional(v, 'control-plane');
+  if (!controlPlane) {
+    return { processServerUrl: parseUrl('process server', required('agent', v, 'process-server')), token: optional(v, 'token') ?? envToken };
+  }
+  if (optional(v, 'process-server')) throw new UsageError('agent: give --process-server or --control-plane, not both');
+  const url = parseUrl('control plane', controlPlane);
+  const machine = required('agent', v, 'machine');
+  const { enrollment, enrolledNow } = await enrollAgent({
+    controlPlaneUrl: url, registrationKey: optional(v, 'key'), stateDir: required('agent', v, 'state'),
+    machine, siteName: optional(v, 'site') ?? 'primary', disks, signal,
+  });
+  if (enrolledNow) process.stdout.write(`enrolled ${machine} as ${enrollment.machineId} in vault ${enrollment.vaultId}\n`);
+  process.stdout.write('waiting for protection to be enabled\n');
+  try {
+    const a = await waitForAssignment({ controlPlaneUrl: url, credential: enrollment.credential, log, signal });
+    process.stdout.write(`protected: pushing to ${a.processServerUrl}\n`);
+    return { processServerUrl: a.processServerUrl, token: enrollment.credential };
+  } catch (err) {
+    if (signal.aborted) return undefined;
+    throw err;
+  }
+}

@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { UsageError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../core/fsutil.ts';
-import { parse, required, optional } from '../args.ts';
-import { startLocalStack } from '../local-stack.ts';
+import { parse, required, optional, parseDurationSeconds } from '../args.ts';
+import { startUpStack } from '../local-stack.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
 import type { Command } from './command.ts';
 
-export const DEFAULT_UP_PORT = 7401;
+export const DEFAULT_UP_PORT = 7400;
 
-/** The stack's token: kept in DIR/token so that restarts and agents keep working. */
+/** The stack's token: kept in DIR/token so that restarts and the CLI keep working. */
 async function stackToken(dataDir: string, fromEnv?: string): Promise<string> {
   if (fromEnv) return fromEnv;
   const file = join(dataDir, 'token');
@@ -24,27 +25,59 @@ async function stackToken(dataDir: string, fromEnv?: string): Promise<string> {
 
 export const upCommand: Command = {
   name: 'up',
-  summary: 'run the local stack in one process (process server and master target)',
-  help: `Usage: tidemark up --data DIR [--port N]
+  summary: 'run the local stack in one process (control plane, process server, master target)',
+  help: `Usage: tidemark up --data DIR [--port N] [--retention DURATION] [--schedule-interval DURATION]
 
-Runs a process server on port N (default ${DEFAULT_UP_PORT}) and a master target on N+1, on
-127.0.0.1, keeping all state under DIR. A bearer token is made on first start and kept in
-DIR/token; give it to agents with TIDEMARK_TOKEN.
+Runs, on 127.0.0.1 and in one process, the control plane (API and console) on port N
+(default ${DEFAULT_UP_PORT}), a process server on N+1 and a master target on N+2, keeping all
+state under DIR.
+
+On first start it creates a vault ("local") and a replication policy ("default") through the
+control plane's API, and enrolls the process server and the master target; their credentials
+are kept under DIR (mode 0600) and reused by later starts. Every start makes a registration
+key (valid 24 h) for agents and prints how to install one.
+
+  DIR/admin.token   admin API token (Authorization: Bearer ...), mode 0600
+  DIR/token         token between the process server and the master target; also for
+                    tidemark status, points and export (TIDEMARK_TOKEN)
+  DIR/up.json       the vault and policy made on first start
+
+  --data DIR                    where everything lives (created if missing)
+  --port N                      control plane port; N+1 and N+2 follow (default ${DEFAULT_UP_PORT})
+  --retention D                 how far back recovery points reach (default 24h)
+  --schedule-interval D         how often scheduled drills, job deadlines and stale reports are checked (default 60s)
 `,
   async run(argv, env) {
-    const { values } = parse('up', argv, { data: { type: 'string' }, port: { type: 'string' } });
+    const { values } = parse('up', argv, {
+      data: { type: 'string' }, port: { type: 'string' }, retention: { type: 'string' }, 'schedule-interval': { type: 'string' },
+    });
     const dataDir = required('up', values, 'data');
     const port = Number(optional(values, 'port') ?? DEFAULT_UP_PORT);
+    if (!Number.isInteger(port) || port < 1 || port > 65533) throw new UsageError(`up: invalid --port ${optional(values, 'port')}`, { hint: 'use a port from 1 to 65533 (N+1 and N+2 are used too)' });
+    const retention = optional(values, 'retention');
+    const schedule = optional(values, 'schedule-interval');
     const token = await stackToken(dataDir, env.token);
-    const stack = await startLocalStack({ dataDir, port, token, logLevel: env.logLevel });
+    const stack = await startUpStack({
+      dataDir, port, token, logLevel: env.logLevel,
+      retentionSeconds: retention ? parseDurationSeconds('retention', retention) : undefined,
+      scheduleIntervalMs: schedule ? parseDurationSeconds('schedule-interval', schedule) * 1000 : undefined,
+    });
+    const cp = stack.controlPlaneUrl;
     process.stdout.write(`Tidemark is up.
+  control plane   ${cp}  (console ${cp}/console/, API ${cp}/api/v1)
   process server  ${stack.processServerUrl}
   master target   ${stack.masterTargetUrl}
-  token           ${join(dataDir, 'token')}
+  vault           ${stack.vaultId}  (policy ${stack.policyId})
+  admin token     ${stack.adminTokenPath}
+  stack token     ${join(dataDir, 'token')}
 
-Protect a disk:
-  TIDEMARK_TOKEN=$(cat ${join(dataDir, 'token')}) npx tidemark agent --state ./agent-state \\
-    --process-server ${stack.processServerUrl} --machine $(hostname) --disk /path/to/disk.img --mode scan --interval 60
+Install an agent (registration key valid until ${stack.registrationKeyExpiresAt}):
+  npx tidemark agent --control-plane ${cp} --key ${stack.registrationKey} \\
+    --state ./agent-state --machine $(hostname) --disk /path/to/disk.img --mode scan --interval 60
+
+Then enable its protection (the machine id is in GET /api/v1/vaults/${stack.vaultId}/machines):
+  curl -X PUT -H "Authorization: Bearer $(cat ${stack.adminTokenPath})" -H 'content-type: application/json' \\
+    -d '{"policyId":"${stack.policyId}"}' ${cp}/api/v1/vaults/${stack.vaultId}/machines/MACHINE_ID/protection
 
 Stop with Ctrl-C.
 `);

@@ -1,7 +1,7 @@
 /**
  * A component's enrollment kept on disk (mode 0600) so that it enrolls once: the control
  * plane's URL, the credential and the ids it was given. Format version 1:
- * `{ "v": 1, "controlPlaneUrl", "credential", "vaultId", "siteId", "role", "serverId"?, "machineId"?, "disks"? }`.
+ * `{ "v": 1, "controlPlaneUrl", "name", "credential", "vaultId", "siteId", "role", "serverId"?, "machineId"?, "disks"? }`.
  *
  * @example
  *   const e = await enrollOnce(join(dataDir, 'enrollment.json'), url, () => ({ registrationKey: key, role: 'process-server', name: 'ps1', siteName: 'primary', url: myUrl }));
@@ -18,6 +18,8 @@ export const ENROLLMENT_FILE_VERSION = 1;
 export interface StoredEnrollment extends EnrollResponse {
   v: 1;
   controlPlaneUrl: string;
+  /** The name enrolled with (an agent's machine name, a server's name). */
+  name: string;
 }
 
 /** The enrollment in `path`, or undefined if there is none; refuses a version it does not know. */
@@ -59,8 +61,9 @@ export async function enrollOnce(
     }
     return { enrollment: have, enrolledNow: false };
   }
-  const answer = await enroll(controlPlaneUrl, request(), options);
-  const enrollment: StoredEnrollment = { v: 1, controlPlaneUrl, ...answer };
+  const req = request();
+  const answer = await enroll(controlPlaneUrl, req, options);
+  const enrollment: StoredEnrollment = { v: 1, controlPlaneUrl, name: req.name, ...answer };
   await saveEnrollment(path, enrollment);
   return { enrollment, enrolledNow: true };
 }
