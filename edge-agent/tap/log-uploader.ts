@@ -56,9 +56,10 @@ export class LogUploader {
       this.o.log.error('the process server has lost acknowledged data; resending the whole disk', { serverNextSeq: ps, logFirstSeq: logFirst, nextSeq: d.nextSeq });
       d.restartStreamAt(ps);
     } else {
-      d.changeLog.dropThrough(ps - 1);
+      this.dropAcknowledged(ps);
     }
     this.serverNextSeq = ps;
+    await this.o.onAck(ps);
   }
 
   async run(): Promise<void> {
@@ -77,6 +78,15 @@ export class LogUploader {
         throw e;
       }
     }
+  }
+
+  /**
+   * Drops acknowledged frames, except the newest one: the log's tail is how a restarted agent
+   * knows its next sequence number, even if the saved position is older.
+   */
+  private dropAcknowledged(nextSeq: number): void {
+    const newest = this.o.disk.changeLog.newest();
+    this.o.disk.changeLog.dropThrough(Math.min(nextSeq - 1, newest ? newest.firstSeq - 1 : nextSeq - 1));
   }
 
   /** Sends the next batch; false when there is nothing to send. */
@@ -106,7 +116,7 @@ export class LogUploader {
     const frame = encodeFrame({ machine: d.o.machine, disk: d.o.disk, firstSeq: from, timeMs, diskBytes: d.sizeBytes, flags: kind, records });
     const next = await this.o.uploader.send(frame, from);
     this.serverNextSeq = next;
-    d.changeLog.dropThrough(next - 1);
+    this.dropAcknowledged(next);
     await this.o.onAck(next);
     return true;
   }

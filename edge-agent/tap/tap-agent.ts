@@ -97,7 +97,7 @@ async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, save
           await save();
         }
       }
-    } else if (s.bitmapMode && disk.changeLog.bytes < o.maxLogBytes / 4) {
+    } else if (s.bitmapMode && disk.logBytes < o.maxLogBytes / 4) {
       progressed = disk.resyncStep(RESYNC_ROUND_BLOCKS);
       if (progressed) {
         o.onProgress?.(disk.name, 'RESYNC', 0, disk.bitmap.dirtyCount * 65536);

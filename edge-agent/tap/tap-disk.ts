@@ -74,6 +74,16 @@ export class TapDisk implements NbdExport {
     return this.o.state;
   }
 
+  /**
+   * Log bytes not yet acknowledged: the uploader keeps the newest frame after its
+   * acknowledgement (it tells a restarted agent its next seq), which must not count as load.
+   */
+  get logBytes(): number {
+    const newest = this.changeLog.newest();
+    const kept = newest && newest.lastSeq < this.state.ackedNextSeq ? newest.bytes : 0;
+    return this.changeLog.bytes - kept;
+  }
+
   /** Every record boundary is a crash-consistent state of the disk. */
   get consistent(): boolean {
     return this.state.initialSync.done && !this.state.bitmapMode;
@@ -91,7 +101,7 @@ export class TapDisk implements NbdExport {
     const frame = encodeFrame({
       machine: this.o.machine, disk: this.o.disk, firstSeq: this.nextSeq, timeMs: Date.now(), diskBytes: this.sizeBytes, flags, records, compress: false,
     });
-    if (!force && this.changeLog.bytes + frame.length > this.o.maxLogBytes) return false;
+    if (!force && this.logBytes + frame.length > this.o.maxLogBytes) return false;
     this.changeLog.appendSync(frame, readFrameHeader(frame));
     this.nextSeq += records.length;
     this.onAppend();
@@ -107,7 +117,7 @@ export class TapDisk implements NbdExport {
     }
     applyToDisk();
     if (this.append([rec], this.consistent ? FrameFlag.ORDERED : 0)) return;
-    this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.changeLog.bytes, maxLogBytes: this.o.maxLogBytes });
+    this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.logBytes, maxLogBytes: this.o.maxLogBytes });
     this.state.bitmapMode = true;
     this.bitmap.markRange(offset, length);
   }
@@ -177,7 +187,8 @@ export class TapDisk implements NbdExport {
 
   /** Sync and resync steps use at most half the log, leaving room for live writes; an empty log always takes one step. */
   private hasRoomFor(blocks: number): boolean {
-    return this.changeLog.bytes === 0 || this.changeLog.bytes + blocks * (BLOCK + 128) <= this.o.maxLogBytes / 2;
+    const used = this.logBytes;
+    return used === 0 || used + blocks * (BLOCK + 128) <= this.o.maxLogBytes / 2;
   }
 
   /**

@@ -159,6 +159,15 @@ test('the agent killed -9 right after a flush loses no flushed write, and resume
       assert.equal(points[points.length - 1].seq, 9, 'the eight writes follow the initial sync point');
       assert.equal(await exportSha(t, 'tapkill', 'latest'), sha(model));
       assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /resending the whole disk|resync/i);
+      // Killed again once everything was acknowledged (an empty log): it still knows where it stands.
+      await t.agent.kill9();
+      t.agent = startTidemark(t.agentArgs, t.env);
+      await t.agent.waitFor(/serving 1 disk/);
+      await qemuIo(t.uri, `write -P 0x77 ${40 * MiB} 4096`, 'flush');
+      model.fill(0x77, 40 * MiB, 40 * MiB + 4096);
+      await pointsUntil(t, 'tapkill', 10);
+      assert.equal(await exportSha(t, 'tapkill', '10'), sha(model));
+      assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /resending the whole disk|resync/i);
     });
   } finally {
     await stopTap(t);
