@@ -105,7 +105,8 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
       o.log.warn('batch refused: no room', { machine, disk, error: r.error });
       return c.json({ error: r.error, hint: 'the master target is not keeping up or is unreachable; the agent retries' }, 507);
     }
-    return c.json(r, r.status);
+    const { status, ...answer } = r;
+    return c.json(answer, status);
   });
 
   app.post('/v1/agents/:machine/heartbeat', async (c) => {
