@@ -15,7 +15,12 @@ import { prepareBatch } from './batch.ts';
 import { NoSpaceError, PointOutOfRangeError, StreamUnavailableError, type DiskStream } from './disk-stream.ts';
 import { imageStream, sendImage } from './export.ts';
 import type { Retainer } from './retention.ts';
+import { thin, type TierPolicy } from './retention-tiers.ts';
 import type { StreamStore } from './store.ts';
+import { FailoverConflictError, MachineFailedOverError, type FailoverManager } from './views/failover.ts';
+import { MaterialiseError } from './views/materialise.ts';
+import { PointNotFoundError, resolvePoint as resolveKeptPoint } from './views/resolve-point.ts';
+import { ViewNotFoundError, ViewsUnavailableError, type ViewManager } from './views/view-manager.ts';
 
 /** Largest request body accepted: one frame plus slack. */
 export const MAX_BODY_BYTES = MAX_FRAME_BYTES + 1024 * 1024;
@@ -27,6 +32,13 @@ export interface AppDeps {
   retainer: Retainer;
   token?: string;
   log: Logger;
+  /** Views over NBD; without them the view and failover routes answer 404. */
+  views?: ViewManager;
+  failover?: FailoverManager;
+  /** Retention tiers applied to listings and point choice. */
+  tiers?: TierPolicy;
+  /** Clock of the tiers. @default Date.now */
+  now?: () => number;
 }
 
 class NotFound extends TidemarkError {}
@@ -40,7 +52,11 @@ export function createApp(deps: AppDeps): Hono {
     if (err instanceof BodyTooLargeError) return c.json({ error: err.message, hint: `send frames of at most ${MAX_FRAME_BYTES} bytes` }, 413);
     if (err instanceof NoSpaceError) return c.json({ error: err.message, hint: err.hint }, 507);
     if (err instanceof StreamUnavailableError) return c.json({ error: err.message, hint: err.hint }, 503);
-    if (err instanceof NotFound || err instanceof PointOutOfRangeError) return c.json({ error: err.message, hint: err.hint }, 404);
+    if (err instanceof MachineFailedOverError) return c.json({ error: err.message, hint: err.hint }, 423);
+    if (err instanceof FailoverConflictError) return c.json({ error: err.message, hint: err.hint }, 409);
+    if (err instanceof ViewsUnavailableError) return c.json({ error: err.message, hint: err.hint }, 409);
+    if (err instanceof MaterialiseError) return c.json({ error: err.message, hint: err.hint }, 500);
+    if (err instanceof NotFound || err instanceof PointOutOfRangeError || err instanceof PointNotFoundError || err instanceof ViewNotFoundError) return c.json({ error: err.message, hint: err.hint }, 404);
     if (err instanceof UsageError) return c.json({ error: err.message, hint: err.hint }, 400);
     log.error('request failed', { method: c.req.method, path: c.req.path, error: err });
     return c.json({ error: `internal error: ${err.message}`, hint: 'see the master target log' }, 500);
@@ -56,6 +72,7 @@ export function createApp(deps: AppDeps): Hono {
 
   app.post('/v1/streams/:machine/:disk/batches', async (c) => {
     const { machine, disk } = names(c);
+    deps.failover?.refuseIfFailedOver(machine);
     const batch = prepareBatch(await readBody(c, MAX_BODY_BYTES));
     const h = batch.header;
     if (h.machine !== machine || h.disk !== disk) {
@@ -86,13 +103,14 @@ export function createApp(deps: AppDeps): Hono {
     const sinceSeq = intParam(c, 'since') ?? 0;
     const limit = intParam(c, 'limit') ?? DEFAULT_POINTS_LIMIT;
     const listed = stream.points.list({ sinceSeq: Math.max(sinceSeq, stream.oldestSeq - 1), limit: limit + 1, notBeforeMs: deps.retainer.cutoffMs() });
-    const points = listed.filter((p) => p.seq <= stream.nextSeq - 1).slice(0, limit);
+    const applied = listed.filter((p) => p.seq <= stream.nextSeq - 1);
+    const points = (deps.tiers ? thin(applied, stream.points, now(), deps.tiers) : applied).slice(0, limit);
     return c.json(listed.length > limit ? { points, truncated: true } : { points });
   });
 
   app.get('/v1/machines/:machine/disks/:disk/image', async (c) => {
     const stream = streamOf(c);
-    const seq = resolvePoint(stream, c.req.query('at') ?? 'latest');
+    const seq = resolveKeptPoint(stream, c.req.query('at') ?? 'latest', rules()).seq;
     const reader = stream.openReader(seq);
     log.info('export started', { machine: stream.machine, disk: stream.disk, seq, sizeBytes: reader.sizeBytes });
     const headers = {
@@ -112,6 +130,66 @@ export function createApp(deps: AppDeps): Hono {
     return new Response(imageStream(reader), { status: 200, headers });
   });
 
+  const now = deps.now ?? Date.now;
+  const rules = () => ({ tiers: deps.tiers ?? { fullSeconds: Number.POSITIVE_INFINITY }, now });
+
+  app.post('/v1/machines/:machine/disks/:disk/views', async (c) => {
+    const stream = streamOf(c);
+    const body = await jsonBody(c);
+    const at = typeof body.at === 'string' ? body.at : 'latest';
+    const point = resolveKeptPoint(stream, at, rules());
+    const view = await viewsOf().open(stream, point, body.writable === true);
+    return c.json(view, 201);
+  });
+
+  app.get('/v1/views', (c) => c.json({ views: viewsOf().list(c.req.query('machine')) }));
+  app.get('/v1/views/:id', (c) => c.json(viewsOf().get(c.req.param('id'))));
+  app.delete('/v1/views/:id', async (c) => c.json(await viewsOf().close(c.req.param('id'))));
+
+  app.post('/v1/machines/:machine/failover', async (c) => {
+    const machine = names(c, false).machine;
+    const fo = failoverOf();
+    const body = await jsonBody(c);
+    const at = typeof body.at === 'string' ? body.at : 'latest';
+    if (body.mode === 'test') {
+      const boot = body.boot === true ? {} : typeof body.boot === 'object' && body.boot ? (body.boot as Record<string, unknown>) : undefined;
+      return c.json(await fo.test(machine, at, boot), 201);
+    }
+    if (body.mode !== 'live') throw new UsageError(`mode must be test or live, got ${JSON.stringify(body.mode)}`);
+    const format = body.format === 'qcow2' ? 'qcow2' : 'raw';
+    // Progress and the outcome as lines of JSON, so a client can show progress of a long copy.
+    const enc = new TextEncoder();
+    const line = (o: unknown) => enc.encode(JSON.stringify(o) + '\n');
+    const abort = new AbortController();
+    const out = new ReadableStream<Uint8Array>({
+      start(controller) {
+        fo.live(machine, at, { format, signal: abort.signal, onProgress: (disk, p) => controller.enqueue(line({ event: 'progress', disk, ...p })) })
+          .then((report) => controller.enqueue(line({ event: 'done', report })))
+          .catch((err: Error & { hint?: string }) => {
+            log.error('live failover failed', { machine, error: err });
+            controller.enqueue(line({ event: 'error', error: err.message, hint: err.hint }));
+          })
+          .finally(() => controller.close());
+      },
+      cancel() {
+        abort.abort();
+      },
+    });
+    return new Response(out, { status: 200, headers: { 'content-type': 'application/x-ndjson' } });
+  });
+
+  app.post('/v1/machines/:machine/cleanup', async (c) => c.json(await failoverOf().cleanup(names(c, false).machine)));
+
+  function viewsOf(): ViewManager {
+    if (!deps.views) throw new ViewsUnavailableError('this master target serves no views', { hint: 'start it with --nbd HOST:PORT' });
+    return deps.views;
+  }
+
+  function failoverOf(): FailoverManager {
+    if (!deps.failover) throw new ViewsUnavailableError('this master target does not run failovers', { hint: 'start it with --nbd HOST:PORT' });
+    return deps.failover;
+  }
+
   function streamOf(c: Context): DiskStream {
     const { machine, disk } = names(c);
     const stream = store.get(machine, disk);
@@ -124,9 +202,21 @@ export function createApp(deps: AppDeps): Hono {
   return app;
 }
 
-function names(c: Context): { machine: string; disk: string } {
+async function jsonBody(c: Context): Promise<Record<string, unknown>> {
+  const text = await c.req.text();
+  if (!text) return {};
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new UsageError('the request body must be a JSON object', { hint: 'send e.g. {"at":"latest","writable":true}' });
+}
+
+function names(c: Context, withDisk = true): { machine: string; disk: string } {
   const machine = c.req.param('machine') ?? '';
-  const disk = c.req.param('disk') ?? '';
+  const disk = withDisk ? (c.req.param('disk') ?? '') : 'none';
   for (const [what, v] of [['machine', machine], ['disk', disk]] as const) {
     if (!isValidName(v)) {
       throw new UsageError(`invalid ${what} name ${JSON.stringify(v)}`, { hint: 'use 1-64 letters, digits, dot, dash or underscore, starting with a letter or digit' });
@@ -149,29 +239,4 @@ function isClientGone(err: unknown): boolean {
 
 function gap(c: Context, firstSeq: number, nextSeq: number): Response {
   return c.json({ error: `batch starts at seq ${firstSeq} but this stream expects ${nextSeq}`, nextSeq, hint: `resume sending from seq ${nextSeq}` }, 409);
-}
-
-/** The seq of `at`: `latest`, a point id, or an ISO time (the newest point at or before it). */
-function resolvePoint(stream: DiskStream, at: string): number {
-  const appliedSeq = stream.nextSeq - 1;
-  const where = `${stream.machine}/${stream.disk}`;
-  const hint = `list valid points with GET /v1/machines/${stream.machine}/disks/${stream.disk}/points (or tidemark points), or use at=latest`;
-  if (at === 'latest') {
-    if (appliedSeq < 1) throw new NotFound(`disk ${where} has no data yet`, { hint: 'wait for the first batch to arrive' });
-    return appliedSeq;
-  }
-  if (/^\d{1,15}$/.test(at)) {
-    const seq = Number(at);
-    if (seq < stream.oldestSeq || seq > appliedSeq || !stream.points.pointAt(seq)) {
-      throw new NotFound(`no recovery point ${at} for disk ${where}`, { hint });
-    }
-    return seq;
-  }
-  const timeMs = Date.parse(at);
-  if (!Number.isFinite(timeMs)) throw new UsageError(`at must be latest, a point id or an ISO 8601 time, got ${JSON.stringify(at)}`, { hint });
-  const p = stream.points.newestAtOrBefore(timeMs);
-  if (!p || p.seq < stream.oldestSeq || p.seq > appliedSeq) {
-    throw new NotFound(`no recovery point at or before ${new Date(timeMs).toISOString()} for disk ${where}`, { hint });
-  }
-  return p.seq;
 }

@@ -3,13 +3,20 @@
  * HTTP API, and run retention in the background. Signals are the caller's business.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Hono } from 'hono';
+import { createNbdServer, type NbdServer } from '../core/nbd/index.ts';
 import { loadHashing } from '../core/hash.ts';
 import { serve } from '../core/http/serve.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createApp } from './http.ts';
 import { DEFAULT_SEGMENT_BYTES, Retainer, retentionIntervalMs, segmentMaxAgeMs } from './retention.ts';
+import { DEFAULT_RETENTION_FULL_SECONDS, type TierPolicy } from './retention-tiers.ts';
 import { StreamStore } from './store.ts';
+import type { HypervisorAdapter } from './hypervisor/adapter.ts';
+import { createQemuAdapter } from './hypervisor/qemu.ts';
+import { FailoverManager } from './views/failover.ts';
+import { DEFAULT_SCRATCH_BYTES, ViewManager } from './views/view-manager.ts';
 
 export interface MasterTargetOptions {
   /** Where replicas and journals live (created if missing). */
@@ -30,11 +37,21 @@ export interface MasterTargetOptions {
   retentionIntervalMs?: number;
   /** Clock for the retention window (tests). @default Date.now */
   now?: () => number;
+  /** Every point is kept this long, then one a minute up to 24 h, then one an hour. @default 1 h */
+  retentionFullSeconds?: number;
+  /** Serve point-in-time views over NBD on this address (port 0 picks one). */
+  nbd?: { host: string; port: number };
+  /** Bound of each writable view's scratch overlay. @default 1 GiB */
+  scratchBytes?: number;
+  /** The hypervisor for `failover --test --boot`. @default QEMU, state under DIR/machines */
+  hypervisor?: () => Promise<HypervisorAdapter>;
 }
 
 export interface MasterTarget {
   url: string;
   port: number;
+  /** Where views are served, when `nbd` was given. */
+  nbd?: { host: string; port: number };
   close(): Promise<void>;
 }
 
@@ -43,6 +60,10 @@ export interface MasterTargetApp {
   app: Hono;
   store: StreamStore;
   retainer: Retainer;
+  views: ViewManager;
+  failover: FailoverManager;
+  /** Where views are served, when `nbd` was given. */
+  nbd?: { host: string; port: number };
   close(): Promise<void>;
 }
 
@@ -63,12 +84,39 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
   );
   await retainer.runOnce(store);
   retainer.start(store, opts.retentionIntervalMs ?? retentionIntervalMs(opts.retentionSeconds));
-  const app = createApp({ store, retainer, token: opts.token, log });
+  const now = opts.now ?? Date.now;
+  const tiers: TierPolicy = { fullSeconds: opts.retentionFullSeconds ?? DEFAULT_RETENTION_FULL_SECONDS };
+  // Scratch files live under tmp/, which the store emptied above: nothing of an earlier run's views remains.
+  const views = new ViewManager({ scratchDir: join(store.tmpDir, 'views'), scratchBytes: opts.scratchBytes ?? DEFAULT_SCRATCH_BYTES, log });
+  let hv: Promise<HypervisorAdapter> | undefined;
+  const hypervisor = opts.hypervisor ?? (() => (hv ??= createQemuAdapter({ stateDir: join(opts.dataDir, 'machines'), log })));
+  const failover = await FailoverManager.open({ dataDir: opts.dataDir, store, views, rules: { tiers, now }, hypervisor, log });
+  let nbdServer: NbdServer | undefined;
+  let nbd: { host: string; port: number } | undefined;
+  if (opts.nbd) {
+    nbdServer = createNbdServer({ exports: views.nbdSource() });
+    try {
+      nbd = await nbdServer.listen(opts.nbd.host, opts.nbd.port);
+    } catch (err) {
+      await retainer.stop();
+      await store.close();
+      throw err;
+    }
+    views.setAddress(nbd.host, nbd.port);
+    log.info('views served over nbd', { host: nbd.host, port: nbd.port, scratchBytes: opts.scratchBytes ?? DEFAULT_SCRATCH_BYTES });
+  }
+  const app = createApp({ store, retainer, token: opts.token, log, views, failover, tiers, now });
   return {
     app,
     store,
     retainer,
+    views,
+    failover,
+    ...(nbd ? { nbd } : {}),
     close: async () => {
+      await nbdServer?.close();
+      await failover.close();
+      await views.closeAll();
       await retainer.stop();
       await store.close();
     },
@@ -97,6 +145,7 @@ export async function startMasterTarget(opts: MasterTargetOptions): Promise<Mast
   return {
     url: listening.url,
     port: listening.port,
+    ...(mt.nbd ? { nbd: mt.nbd } : {}),
     close: async () => {
       await listening.close();
       await mt.close();

@@ -1,7 +1,7 @@
 import { parseListen } from '../../core/http/serve.ts';
 import { createLogger } from '../../core/log.ts';
 import { startMasterTarget } from '../../master-target/server.ts';
-import { parse, required, optional, parseDurationSeconds } from '../args.ts';
+import { parse, required, optional, parseDurationSeconds, parseBytes } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
 import type { Command } from './command.ts';
 
@@ -17,11 +17,18 @@ points and exports to the CLI.
   --listen HOST:PORT  address to serve on, e.g. 0.0.0.0:7402
   --retention D       how far back recovery points reach (default 24h; e.g. 90m, 7d)
   --token TOKEN       require this bearer token (default: $TIDEMARK_TOKEN)
+  --retention-full D  keep every point this long, then one a minute to 24h, then one an hour (default 1h)
+  --nbd HOST:PORT     serve point-in-time views over NBD on this address, e.g. 127.0.0.1:10809
+  --scratch-bytes N   bound of each writable view's scratch overlay (default 1G; e.g. 512M)
 `,
   async run(argv, env) {
     const { values } = parse('master-target', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, retention: { type: 'string' }, token: { type: 'string' },
+      'retention-full': { type: 'string' }, nbd: { type: 'string' }, 'scratch-bytes': { type: 'string' },
     });
+    const nbd = optional(values, 'nbd');
+    const scratchBytes = optional(values, 'scratch-bytes');
+    const retentionFull = optional(values, 'retention-full');
     const listen = parseListen(required('master-target', values, 'listen'));
     const mt = await startMasterTarget({
       dataDir: required('master-target', values, 'data'),
@@ -30,8 +37,12 @@ points and exports to the CLI.
       token: optional(values, 'token') ?? env.token,
       retentionSeconds: parseDurationSeconds('retention', optional(values, 'retention') ?? '24h'),
       log: createLogger('master-target', { level: env.logLevel }),
+      ...(nbd ? { nbd: parseListen(nbd) } : {}),
+      ...(scratchBytes ? { scratchBytes: parseBytes('scratch-bytes', scratchBytes) } : {}),
+      ...(retentionFull ? { retentionFullSeconds: parseDurationSeconds('retention-full', retentionFull) } : {}),
     });
     process.stdout.write(`master target listening on ${mt.url}\n`);
+    if (mt.nbd) process.stdout.write(`views served on nbd://${mt.nbd.host}:${mt.nbd.port}\n`);
     return runUntilSignal(() => mt.close());
   },
 };
