@@ -41,7 +41,7 @@ function frame(firstSeq: number, n = 1, disk = 'disk0', bytes = 4096): Buffer {
   });
 }
 
-function post(path: string, body: Buffer, token: string | undefined = TOKEN): Promise<Response> {
+async function post(path: string, body: Buffer, token: string | undefined = TOKEN): Promise<Response> {
   return app.request(path, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream', ...(token ? { authorization: `Bearer ${token}` } : {}) } });
 }
 
