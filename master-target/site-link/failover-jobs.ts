@@ -15,6 +15,7 @@ import type { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import type { FailoverStartCommand, JobEvent, MachineSpec, TestFailoverCleanupCommand } from '../../core/control-plane/protocol.ts';
 import { writeFileAtomic } from '../../core/fsutil.ts';
 import type { Logger } from '../../core/log.ts';
+import { Mutex } from '../../core/mutex.ts';
 import { runActions } from './plan-actions.ts';
 import type { MachineRecovery } from './recovery.ts';
 
@@ -34,6 +35,8 @@ export interface FailoverJobsOptions {
 
 export class FailoverJobs {
   readonly #inFlight = new Map<string, Promise<void>>();
+  /** Deciding what to do with a command and registering the work happen under this lock. */
+  readonly #deciding = new Mutex();
 
   constructor(private readonly o: FailoverJobsOptions) {}
 
@@ -43,6 +46,12 @@ export class FailoverJobs {
   }
 
   async start(cmd: FailoverStartCommand): Promise<void> {
+    const { saved, waits } = await this.#deciding.run(() => this.#decide(cmd));
+    if (saved.length > 0) await this.#send(saved);
+    await Promise.all(waits);
+  }
+
+  async #decide(cmd: FailoverStartCommand): Promise<{ saved: JobEvent[]; waits: Promise<void>[] }> {
     const saved: JobEvent[] = [];
     const todo: MachineSpec[] = [];
     const waits: Promise<void>[] = [];
@@ -59,24 +68,27 @@ export class FailoverJobs {
         else todo.push(m);
       }
     }
-    if (saved.length > 0) await this.#send(saved);
     if (todo.length > 0) {
-      const run = this.#runGroup(cmd, todo);
-      for (const m of todo) this.#inFlight.set(this.workDir(cmd.mode, cmd.jobId, m.id), run);
-      waits.push(run.finally(() => {
+      const run = this.#runGroup(cmd, todo).finally(() => {
         for (const m of todo) this.#inFlight.delete(this.workDir(cmd.mode, cmd.jobId, m.id));
-      }));
+      });
+      for (const m of todo) this.#inFlight.set(this.workDir(cmd.mode, cmd.jobId, m.id), run);
+      waits.push(run);
     }
-    await Promise.all(waits);
+    return { saved, waits };
   }
 
   async cleanup(cmd: TestFailoverCleanupCommand): Promise<void> {
     const events: JobEvent[] = [];
     for (const machineId of cmd.machineIds) {
       const dir = this.workDir('test', cmd.testFailoverJobId, machineId);
-      await this.#inFlight.get(dir)?.catch(() => undefined);
-      await mkdir(join(dir, '..'), { recursive: true });
-      await writeFile(`${dir}.cleaned`, `${cmd.jobId}\n`);
+      const { running } = await this.#deciding.run(async () => {
+        // The marker first: a start deciding after this sees it and leaves the machine alone.
+        await mkdir(join(dir, '..'), { recursive: true });
+        await writeFile(`${dir}.cleaned`, `${cmd.jobId}\n`);
+        return { running: this.#inFlight.get(dir) };
+      });
+      await running?.catch(() => undefined);
       await this.o.recovery.tearDown(dir);
       this.o.log.info('test failover cleaned up', { jobId: cmd.jobId, testFailoverJobId: cmd.testFailoverJobId, machineId });
       events.push({ jobId: cmd.jobId, machineId, type: 'machine-cleaned', message: 'scratch disks removed' });
