@@ -3,12 +3,16 @@ import { createLogger } from '../../core/log.ts';
 import { startMasterTarget } from '../../master-target/server.ts';
 import { parse, required, optional, parseDurationSeconds, parseBytes } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
+import { ControlPlaneClient } from '../../core/control-plane/client.ts';
+import { startMasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
+import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import type { Command } from './command.ts';
 
 export const masterTargetCommand: Command = {
   name: 'master-target',
   summary: 'run a master target: replica disks, undo journal, recovery points',
   help: `Usage: tidemark master-target --data DIR --listen HOST:PORT [--retention DURATION] [--token TOKEN]
+                              [--control-plane URL --key KEY [--name NAME] [--site NAME] [--url URL]]
 
 Holds the replica disks and the undo journal at the secondary site, and serves recovery
 points and exports to the CLI.
@@ -20,29 +24,43 @@ points and exports to the CLI.
   --retention-full D  keep every point this long, then one a minute to 24h, then one an hour (default 1h)
   --nbd HOST:PORT     serve point-in-time views over NBD on this address, e.g. 127.0.0.1:10809
   --scratch-bytes N   bound of each writable view's scratch overlay (default 1G; e.g. 512M)
+${SERVER_ENROLLMENT_HELP}
+With --control-plane it runs test failovers and cleanups sent by the control plane: each disk
+is exported at the chosen point into DIR/test-failovers/JOB/MACHINE/ and hashed.
 `,
   async run(argv, env) {
     const { values } = parse('master-target', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, retention: { type: 'string' }, token: { type: 'string' },
       'retention-full': { type: 'string' }, nbd: { type: 'string' }, 'scratch-bytes': { type: 'string' },
+      ...SERVER_ENROLLMENT_OPTIONS,
     });
     const nbd = optional(values, 'nbd');
     const scratchBytes = optional(values, 'scratch-bytes');
     const retentionFull = optional(values, 'retention-full');
     const listen = parseListen(required('master-target', values, 'listen'));
+    const dataDir = required('master-target', values, 'data');
+    const token = optional(values, 'token') ?? env.token;
+    const enrollment = await enrollServer('master-target', 'master-target', values, dataDir, listen);
     const mt = await startMasterTarget({
-      dataDir: required('master-target', values, 'data'),
+      dataDir,
       host: listen.host,
       port: listen.port,
-      token: optional(values, 'token') ?? env.token,
+      token,
       retentionSeconds: parseDurationSeconds('retention', optional(values, 'retention') ?? '24h'),
       log: createLogger('master-target', { level: env.logLevel }),
       ...(nbd ? { nbd: parseListen(nbd) } : {}),
       ...(scratchBytes ? { scratchBytes: parseBytes('scratch-bytes', scratchBytes) } : {}),
       ...(retentionFull ? { retentionFullSeconds: parseDurationSeconds('retention-full', retentionFull) } : {}),
     });
-    process.stdout.write(`master target listening on ${mt.url}\n`);
+    const link = enrollment && await startMasterTargetSiteLink({
+      client: new ControlPlaneClient({ url: enrollment.controlPlaneUrl, credential: enrollment.credential }),
+      masterTargetUrl: mt.url, token, dataDir, log: createLogger('master-target', { level: env.logLevel }), softwareVersion: '0.1.0',
+    });
+    process.stdout.write(`master target listening on ${mt.url}${enrollment ? `, enrolled with ${enrollment.controlPlaneUrl}` : ''}\n`);
     if (mt.nbd) process.stdout.write(`views served on nbd://${mt.nbd.host}:${mt.nbd.port}\n`);
-    return runUntilSignal(() => mt.close());
+    return runUntilSignal(async () => {
+      await link?.close();
+      await mt.close();
+    });
   },
 };

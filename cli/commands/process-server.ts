@@ -3,12 +3,14 @@ import { createLogger } from '../../core/log.ts';
 import { startProcessServer, DEFAULT_MAX_SPOOL_BYTES } from '../../process-server/server.ts';
 import { parse, required, optional, parseBytes, parseUrl } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
+import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import type { Command } from './command.ts';
 
 export const processServerCommand: Command = {
   name: 'process-server',
   summary: 'run a process server: durable spool between agents and the master target',
   help: `Usage: tidemark process-server --data DIR --listen HOST:PORT --master-target URL [--max-spool-bytes SIZE] [--token TOKEN]
+                               [--control-plane URL --key KEY [--name NAME] [--site NAME] [--url URL]]
 
 Receives agents' batches, keeps them in a durable spool and ships them in order to the
 master target, resuming wherever it stands after a restart or a dropped link.
@@ -18,15 +20,22 @@ master target, resuming wherever it stands after a restart or a dropped link.
   --master-target URL     the master target, e.g. http://dr-site:7402
   --max-spool-bytes SIZE  pending bytes allowed per disk before agents are told to wait (default ${DEFAULT_MAX_SPOOL_BYTES / 1024 ** 3}G)
   --token TOKEN           require this bearer token and send it on (default: $TIDEMARK_TOKEN)
+${SERVER_ENROLLMENT_HELP}
+With --control-plane, agents may also authenticate with their own credential: the control
+plane confirms it, and the agent may then only touch its own machine's streams.
 `,
   async run(argv, env) {
     const { values } = parse('process-server', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, 'master-target': { type: 'string' }, 'max-spool-bytes': { type: 'string' }, token: { type: 'string' },
+      ...SERVER_ENROLLMENT_OPTIONS,
     });
     const listen = parseListen(required('process-server', values, 'listen'));
     const spool = optional(values, 'max-spool-bytes');
+    const dataDir = required('process-server', values, 'data');
+    const enrollment = await enrollServer('process-server', 'process-server', values, dataDir, listen);
     const ps = await startProcessServer({
-      dataDir: required('process-server', values, 'data'),
+      dataDir,
+      controlPlane: enrollment && { url: enrollment.controlPlaneUrl, credential: enrollment.credential, softwareVersion: '0.1.0' },
       host: listen.host,
       port: listen.port,
       masterTargetUrl: parseUrl('master target', required('process-server', values, 'master-target')),
