@@ -10,12 +10,13 @@ import { exportCommand } from './commands/export.ts';
 import { statusCommand } from './commands/status.ts';
 import { upCommand } from './commands/up.ts';
 import { demoCommand } from './commands/demo.ts';
+import { bookmarkCommand } from './commands/bookmark.ts';
 import { viewCommand } from './commands/view.ts';
 import { failoverCommand } from './commands/failover.ts';
 import { cleanupCommand } from './commands/cleanup.ts';
 
 const COMMANDS: Command[] = [
-  upCommand, demoCommand, agentCommand, processServerCommand, masterTargetCommand, statusCommand, pointsCommand, exportCommand,
+  upCommand, demoCommand, agentCommand, processServerCommand, masterTargetCommand, statusCommand, pointsCommand, exportCommand, bookmarkCommand,
   viewCommand, failoverCommand, cleanupCommand,
 ];
 

@@ -131,6 +131,11 @@ export class FrameLog {
     return this.entries.length - this.head;
   }
 
+  /** The newest pending entry. */
+  newest(): LogEntry | undefined {
+    return this.entries.length > this.head ? this.entries[this.entries.length - 1] : undefined;
+  }
+
   /** The oldest pending entry. */
   oldest(): LogEntry | undefined {
     return this.entries[this.head];

@@ -31,8 +31,16 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     machine: o.machine, disk: diskName(i), path, stateDir: o.stateDir, processServerUrl: o.processServerUrl, token: o.token,
     intervalSeconds: o.intervalSeconds, hooks: o.hooks, log, signal: o.signal, onEvent: o.onEvent,
   }));
-  const heartbeat = heartbeatLoop(o, () =>
-    disks.map((d, i) => ({ disk: diskName(i), phase: d.phase, doneBytes: d.doneBytes, totalBytes: d.totalBytes, intervalSeconds: o.intervalSeconds })));
+  const heartbeat = heartbeatLoop(o, {
+    report: () => disks.map((d, i) => ({ disk: diskName(i), phase: d.phase, doneBytes: d.doneBytes, totalBytes: d.totalBytes, intervalSeconds: o.intervalSeconds })),
+    bookmark: (ask) => Promise.all(disks.map(async (d, i) => {
+      try {
+        return { id: ask.id, disk: diskName(i), seq: await d.bookmark(ask.name) };
+      } catch (e) {
+        return { id: ask.id, disk: diskName(i), error: (e as Error).message };
+      }
+    })),
+  });
   try {
     await Promise.all(disks.map((d) => d.run()));
   } catch (e) {

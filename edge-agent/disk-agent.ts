@@ -44,6 +44,8 @@ export class DiskAgent {
   private readonly dir: string;
   private readonly uploader: Uploader;
   private readonly log: Logger;
+  private bookmarks: Array<{ name: string; resolve: (seq: number) => void; reject: (e: Error) => void }> = [];
+  private wake: (() => void) | undefined;
 
   constructor(private readonly o: DiskAgentOptions) {
     this.dir = join(o.stateDir, o.disk);
@@ -115,7 +117,30 @@ export class DiskAgent {
     }
     this.phase = 'CONTINUOUS';
     await this.pass('rescan');
-    await sleep(this.o.intervalSeconds * 1000, this.o.signal);
+    await this.idle(this.o.intervalSeconds * 1000);
+  }
+
+  /** Waits for the next scan, or less if a bookmark is asked for. */
+  private async idle(ms: number): Promise<void> {
+    if (this.bookmarks.length) return;
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+      sleep(ms, this.o.signal).then(resolve, resolve);
+    });
+    this.wake = undefined;
+    this.o.signal.throwIfAborted();
+  }
+
+  /**
+   * Asks for a bookmark: the next scan starts now and ends with a named point as well as its
+   * own. Resolves with the bookmark's seq.
+   */
+  bookmark(name: string): Promise<number> {
+    if (!this.state?.initialSync.done) return Promise.reject(new Error(`${this.o.disk} is still in its initial sync: no consistent point to bookmark yet`));
+    return new Promise((resolve, reject) => {
+      this.bookmarks.push({ name, resolve, reject });
+      this.wake?.();
+    });
   }
 
   private async pass(kind: PassKind): Promise<void> {
@@ -124,6 +149,7 @@ export class DiskAgent {
     const full = kind !== 'rescan';
     const tagged = !full;
     const { frozen, thaw } = tagged ? await freeze(this.o.hooks, env, this.log) : { frozen: false, thaw: async () => undefined };
+    const asked = tagged ? this.bookmarks.splice(0) : [];
     let result: PassResult;
     try {
       result = await scanPass({
@@ -136,7 +162,7 @@ export class DiskAgent {
         nextSeq: this.state.nextSeq,
         startBlock: full ? this.state.initialSync.cursorBlock : 0,
         skipZeroBlocks: full && !this.state.initialSync.sendZeros,
-        tag: tagged ? { kind: frozen ? 'app' : 'crash' } : undefined,
+        tags: tagged ? [{ kind: frozen ? 'app' : 'crash' }, ...asked.map((b) => ({ kind: 'bookmark' as const, name: b.name }))] : undefined,
         onReadDone: thaw,
         onAck: async ({ nextSeq, cursorBlock }) => {
           this.state.nextSeq = nextSeq;
@@ -149,9 +175,13 @@ export class DiskAgent {
         },
         signal: this.o.signal,
       });
+    } catch (e) {
+      for (const b of asked) b.reject(e as Error);
+      throw e;
     } finally {
       await thaw();
     }
+    asked.forEach((b, i) => b.resolve(result.tagSeqs[i + 1]));
     this.state.nextSeq = result.nextSeq;
     if (result.pointSeq !== undefined) this.state.lastPointSeq = result.pointSeq;
     this.state.lastScanTime = new Date().toISOString();

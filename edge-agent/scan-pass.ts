@@ -30,8 +30,8 @@ export interface PassOptions {
   startBlock: number;
   /** Zero blocks not yet known to the manifest are skipped: the replica reads zeros there. */
   skipZeroBlocks: boolean;
-  /** The tag that ends the pass; none for the initial sync. */
-  tag?: { kind: PointKind; name?: string };
+  /** The tags that end the pass (a scan's point, bookmarks); none for the initial sync. */
+  tags?: Array<{ kind: PointKind; name?: string }>;
   /** Called once all blocks are read, before the last batch is acknowledged (thaw early). */
   onReadDone?: () => Promise<void>;
   /** Called after each acknowledged batch. */
@@ -44,7 +44,10 @@ export interface PassResult {
   nextSeq: number;
   changedBlocks: number;
   sentBytes: number;
+  /** Seq of the pass's point (its last tag). */
   pointSeq?: number;
+  /** Seq of each tag, in the order given. */
+  tagSeqs: number[];
 }
 
 interface Pending {
@@ -128,12 +131,13 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
     o.onProgress?.(Math.min(size, (first + count) * BLOCK_BYTES), size);
   }
   await o.onReadDone?.();
-  let pointSeq: number | undefined;
-  if (o.tag) {
-    pointSeq = nextSeq + batch.records.length;
-    batch.records.push({ type: RecordType.TAG, tag: { kind: o.tag.kind, timeMs: Date.now(), ...(o.tag.name ? { name: o.tag.name } : {}) } });
+  const tagSeqs: number[] = [];
+  const timeMs = Date.now();
+  for (const tag of o.tags ?? []) {
+    tagSeqs.push(nextSeq + batch.records.length);
+    batch.records.push({ type: RecordType.TAG, tag: { kind: tag.kind, timeMs, ...(tag.name ? { name: tag.name } : {}) } });
   }
   await send(batch, blocks);
   await inFlight;
-  return { nextSeq, changedBlocks, sentBytes, pointSeq };
+  return { nextSeq, changedBlocks, sentBytes, pointSeq: tagSeqs[tagSeqs.length - 1], tagSeqs };
 }

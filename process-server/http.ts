@@ -10,6 +10,7 @@ import { isValidName } from '../core/names.ts';
 import { PeerUnreachableError } from '../core/http/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { Streams } from './streams.ts';
+import type { BookmarkBook } from './bookmarks.ts';
 import { diskStatus } from './status.ts';
 import { AgentVerificationUnavailableError, type AgentAuthenticator } from './site-link/agent-auth.ts';
 
@@ -20,6 +21,8 @@ export interface ProcessServerAppOptions {
   /** Accepts agents by their own credential, confirmed by the control plane; they may touch only their machine's streams. */
   agentAuth?: AgentAuthenticator;
   maxSpoolBytes: number;
+  /** Bookmark requests waiting for agents. */
+  bookmarks: BookmarkBook;
   log: Logger;
 }
 
@@ -31,7 +34,15 @@ const Heartbeat = z.object({
     totalBytes: z.number().int().nonnegative().optional(),
     intervalSeconds: z.number().nonnegative().optional(),
   })).max(256),
+  bookmarks: z.array(z.object({
+    id: z.string().max(64),
+    disk: z.string().refine(isValidName, 'invalid disk name'),
+    seq: z.number().int().positive().optional(),
+    error: z.string().max(500).optional(),
+  })).max(1024).optional(),
 });
+
+const BookmarkBody = z.object({ name: z.string().min(1).max(200) });
 
 /** What authentication found: `agentMachine` is set when the caller is an agent (not the shared token). */
 type Env = { Variables: { agentMachine?: string } };
@@ -124,7 +135,26 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
       s.agent = { phase: d.phase, doneBytes: d.doneBytes, totalBytes: d.totalBytes, intervalSeconds: d.intervalSeconds };
       s.lastContactMs = Date.now();
     }
-    return c.json({});
+    for (const b of parsed.data.bookmarks ?? []) o.bookmarks.complete(machine, b.id, b.disk, { seq: b.seq, error: b.error });
+    return c.json({ bookmarks: o.bookmarks.pendingFor(machine) });
+  });
+
+  app.post('/v1/machines/:machine/bookmarks', async (c) => {
+    const machine = c.req.param('machine');
+    if (!isValidName(machine)) return c.json({ error: 'invalid machine name' }, 400);
+    const refused = ownMachine(c, machine);
+    if (refused) return c.json({ error: refused }, 403);
+    const parsed = BookmarkBody.safeParse(await c.req.json().catch(() => undefined));
+    if (!parsed.success) return c.json({ error: 'invalid bookmark: name must be 1-200 characters' }, 400);
+    const b = o.bookmarks.request(machine, parsed.data.name);
+    o.log.info('bookmark requested', { machine, name: b.name, id: b.id });
+    return c.json(b, 202);
+  });
+
+  app.get('/v1/machines/:machine/bookmarks/:id', (c) => {
+    const b = o.bookmarks.get(c.req.param('id'));
+    if (!b || b.machine !== c.req.param('machine')) return c.json({ error: 'no such bookmark request', hint: 'requests are kept in memory for a day' }, 404);
+    return c.json(b);
   });
 
   app.get('/v1/status', (c) => {

@@ -5,6 +5,7 @@ import { loadHashing } from '../core/hash.ts';
 import { serve, type Listening } from '../core/http/serve.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { Streams } from './streams.ts';
+import { BookmarkBook } from './bookmarks.ts';
 import { processServerApp } from './http.ts';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { agentAuthenticator } from './site-link/agent-auth.ts';
@@ -51,7 +52,7 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   await streams.openExisting();
   const client = o.controlPlane ? new ControlPlaneClient({ url: o.controlPlane.url, credential: o.controlPlane.credential }) : undefined;
   const app = processServerApp({
-    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, log,
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks: new BookmarkBook(), log,
   });
   const listening = await serve(app, { host: o.host, port: o.port });
   const siteLink = client && await startProcessServerSiteLink({

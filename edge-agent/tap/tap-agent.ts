@@ -142,10 +142,20 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
     disk.onAppend = () => lu.wake();
     loops.push(lu.run(), syncLoop(disk, lu, o, save));
   }
-  loops.push(heartbeatLoop(o, () => disks.map((d) => ({
-    disk: d.name, phase: d.phase, totalBytes: d.sizeBytes,
-    doneBytes: d.state.initialSync.done ? d.sizeBytes : Math.min(d.sizeBytes, d.state.initialSync.cursorBlock * 65536),
-  }))));
+  loops.push(heartbeatLoop(o, {
+    report: () => disks.map((d) => ({
+      disk: d.name, phase: d.phase, totalBytes: d.sizeBytes,
+      doneBytes: d.state.initialSync.done ? d.sizeBytes : Math.min(d.sizeBytes, d.state.initialSync.cursorBlock * 65536),
+    })),
+    // One synchronous step tags every disk, so the bookmark is the same moment on all of them.
+    bookmark: async (ask) => disks.map((d) => {
+      try {
+        return { id: ask.id, disk: d.name, seq: d.bookmark(ask.name) };
+      } catch (e) {
+        return { id: ask.id, disk: d.name, error: (e as Error).message };
+      }
+    }),
+  }));
   try {
     await Promise.all(loops);
   } catch (e) {

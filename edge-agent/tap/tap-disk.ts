@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
 import { FrameLog } from '../../core/frame-log.ts';
 import type { Logger } from '../../core/log.ts';
+import { TidemarkError } from '../../core/errors.ts';
 import type { NbdExport } from '../../core/nbd/index.ts';
 import { DirtyBitmap, BITMAP_BLOCK_BYTES } from './dirty-bitmap.ts';
 import type { TapState } from './tap-state.ts';
@@ -22,6 +23,9 @@ const SYNC_READ_MAX_BYTES = 256 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
 /** Blocks read per synchronous step of the initial sync or a resync round. */
 export const SYNC_STEP_BLOCKS = 16;
+
+/** An operation the disk's current phase does not allow. */
+export class TapStateError extends TidemarkError {}
 
 export type TapPhase = 'INITIAL_SYNC' | 'CONTINUOUS' | 'RESYNC';
 
@@ -248,6 +252,15 @@ export class TapDisk implements NbdExport {
       if (this.state.initialSync.cursorBlock >= Math.ceil(this.sizeBytes / BLOCK)) this.finishConsistency('resync');
     }
     return true;
+  }
+
+  /** Tags a named bookmark at the current write boundary; returns its seq. */
+  bookmark(name: string): number {
+    if (!this.consistent) {
+      throw new TapStateError(`${this.o.disk} is in ${this.phase}: its write boundaries are not consistent points yet`);
+    }
+    this.append([{ type: RecordType.TAG, tag: { kind: 'bookmark', timeMs: Date.now(), name } }], FrameFlag.ORDERED, true);
+    return this.nextSeq - 1;
   }
 
   /** Tags the first consistent point after a full pass. */

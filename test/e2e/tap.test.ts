@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { seededRandom, randomBuffer } from '../../cli/demo/sample-disk.ts';
 import { freePort } from '../helpers/ports.ts';
 import { TestStack, type PointInfo } from '../helpers/stack.ts';
-import { startTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
+import { startTidemark, runTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
 import { qemuIo, nbdcopy, nbdinfo } from '../helpers/nbd-clients.ts';
 
 const MiB = 1024 * 1024;
@@ -111,6 +111,14 @@ test('every write boundary is a recovery point equal to the model of the disk', 
       const ids = points.map((p) => p.seq).filter((s) => s >= first.seq);
       assert.deepEqual(ids, [...expected.keys()], 'one point per write, in order');
       for (const [s, h] of expected) assert.equal(await exportSha(t, 'tapwrites', String(s)), h, `point ${s}`);
+
+      // A bookmark is a named point at the current write boundary.
+      const b = await runTidemark(['bookmark', '--process-server', t.stack.psUrl, '--machine', 'tapwrites', 'before upgrade'], t.env);
+      assert.equal(b.code, 0, b.stderr);
+      assert.match(b.stdout, new RegExp(`disk0\\s+${seq + 1}\\s+bookmark "before upgrade"`));
+      const marked = (await pointsUntil(t, 'tapwrites', seq + 1)).find((p) => p.seq === seq + 1)!;
+      assert.deepEqual([marked.kind, marked.name, marked.consistent], ['bookmark', 'before upgrade', true]);
+      assert.equal(await exportSha(t, 'tapwrites', String(seq + 1)), sha(model));
     });
   } finally {
     await stopTap(t);

@@ -13,6 +13,7 @@ import { encodeFrame, RecordType } from '../../core/wire/frame.ts';
 import { startMasterTarget } from '../../master-target/server.ts';
 import { Streams } from '../../process-server/streams.ts';
 import { processServerApp } from '../../process-server/http.ts';
+import { BookmarkBook } from '../../process-server/bookmarks.ts';
 
 const TOKEN = 'ps-test-token';
 let dir: string;
@@ -25,7 +26,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tm-ps-http-'));
   mt = await startMasterTarget({ dataDir: join(dir, 'mt'), host: '127.0.0.1', port: 0, token: TOKEN, retentionSeconds: 3600, log: silentLogger });
   streams = new Streams(join(dir, 'spool'), { url: mt.url, token: TOKEN }, silentLogger);
-  app = processServerApp({ streams, token: TOKEN, maxSpoolBytes: 256 * 1024, log: silentLogger });
+  app = processServerApp({ streams, token: TOKEN, maxSpoolBytes: 256 * 1024, bookmarks: new BookmarkBook(), log: silentLogger });
 });
 
 after(async () => {
