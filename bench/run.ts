@@ -1,21 +1,27 @@
 /**
- * `npm run bench [-- NAME ...]`: runs the benchmarks and prints their tables. Not a test:
- * numbers depend on the machine; peers run in the same session for comparison.
+ * `npm run bench [-- NAME ...]`: runs the benchmarks, each in its own process, and lets each
+ * print its table. Not a test: numbers depend on the machine; peers run in the same session.
  */
-import { replicationBench } from './replication.ts';
-import { tapBench } from './tap/run.ts';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
-const BENCHES: Record<string, () => Promise<void>> = {
-  replication: replicationBench,
-  tap: tapBench,
+const BENCHES: Record<string, { file: string; what: string }> = {
+  replication: { file: 'replication-main.ts', what: 'scan mode: initial sync and a 1% delta cycle of 1 GiB beside rsync' },
+  tap: { file: 'tap/main.ts', what: 'tap mode through NBD beside nbdkit, and replication lag' },
+  nbd: { file: 'nbd/run.ts', what: 'the NBD server alone beside nbdkit file' },
+  apply: { file: 'master-target/apply.ts', what: 'master target apply beside fio' },
+  export: { file: 'master-target/export.ts', what: 'master target export beside cp' },
+  views: { file: 'views/views.ts', what: 'time to first byte of a view, materialisation beside qemu-img convert' },
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of wanted.length ? wanted : Object.keys(BENCHES)) {
-  const run = BENCHES[name];
-  if (!run) {
-    process.stderr.write(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+  const b = BENCHES[name];
+  if (!b) {
+    process.stderr.write(`unknown benchmark ${name}; known: ${Object.entries(BENCHES).map(([k, v]) => `${k} (${v.what})`).join(', ')}\n`);
     process.exit(2);
   }
-  await run();
+  process.stdout.write(`\n=== ${name}: ${b.what}\n`);
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(b.file, import.meta.url))], { stdio: 'inherit' });
+  if (r.status !== 0) process.stderr.write(`benchmark ${name} failed (exit ${r.status})\n`);
 }

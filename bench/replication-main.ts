@@ -1,0 +1,3 @@
+import { replicationBench } from './replication.ts';
+
+await replicationBench();

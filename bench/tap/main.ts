@@ -1,0 +1,3 @@
+import { tapBench } from './run.ts';
+
+await tapBench();
