@@ -11,6 +11,7 @@ import { seededRandom, randomBuffer, textBuffer } from '../cli/demo/sample-disk.
 import { freePort } from '../test/helpers/ports.ts';
 import { startTidemark, waitUntil } from '../test/helpers/tidemark-process.ts';
 import { table } from '../cli/table.ts';
+import { WriterGate } from '../cli/demo/writer-gate.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -58,6 +59,9 @@ export async function replicationBench(): Promise<void> {
   const [psPort, mtPort] = [await freePort(), await freePort()];
   const mtUrl = `http://127.0.0.1:${mtPort}`;
   const freezeStamp = join(dir, 'freeze.ns');
+  // The gate keeps each change out of a running scan, so a cycle always starts after it.
+  const gate = new WriterGate(dir);
+  await gate.init();
   const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`], { TIDEMARK_LOG_LEVEL: 'warn' });
   const ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl], { TIDEMARK_LOG_LEVEL: 'warn' });
   await mt.waitFor(/listening on/);
@@ -71,7 +75,7 @@ export async function replicationBench(): Promise<void> {
     const started = Date.now();
     const agent = startTidemark([
       'agent', '--state', join(dir, 'agent'), '--process-server', `http://127.0.0.1:${psPort}`, '--machine', 'bench', '--disk', src,
-      '--mode', 'scan', '--interval', '4', '--freeze-cmd', `date +%s%N > '${freezeStamp}'`,
+      '--mode', 'scan', '--interval', '4', '--freeze-cmd', `${gate.freezeCmd}; date +%s%N > '${freezeStamp}'`, '--thaw-cmd', gate.thawCmd,
     ], { TIDEMARK_LOG_LEVEL: 'warn' });
     // The first point lands after the initial sync and the scan that follows it.
     await agent.waitFor(/initial sync done in ([\d.]+) s/, 600_000);
@@ -88,15 +92,23 @@ export async function replicationBench(): Promise<void> {
     const theirs: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       await copyFile(src, mirror);
-      const before = await pointsCount();
-      const changed = await changeBlocks(src, sizeBytes, 0.01, 100 + round);
-      const stampBefore = await readFile(freezeStamp, 'utf8').catch(() => '');
+      let changed = 0;
+      let stampBefore = '';
+      await gate.write(round, async () => {
+        changed = await changeBlocks(src, sizeBytes, 0.01, 100 + round);
+        stampBefore = await readFile(freezeStamp, 'utf8').catch(() => '');
+      });
       // Wait for a scan that starts after the change, then for its point at the master target.
       const freezeNs = await waitUntil('a scan after the change', async () => {
         const s = await readFile(freezeStamp, 'utf8').catch(() => '');
         return s && s !== stampBefore ? BigInt(s.trim()) : undefined;
       }, 60_000);
-      await waitUntil('its point', async () => ((await pointsCount()) > before ? true : undefined), 60_000);
+      // Its point is the first one tagged after that freeze.
+      await waitUntil('its point', async () => {
+        const r = await fetch(`${mtUrl}/v1/machines/bench/disks/disk0/points`);
+        const points = r.ok ? ((await r.json()) as { points: Array<{ time: string }> }).points : [];
+        return points.some((p) => BigInt(Date.parse(p.time)) * 1_000_000n >= freezeNs) ? true : undefined;
+      }, 60_000);
       const landedNs = BigInt(Date.now()) * 1_000_000n;
       const cycle = Number(landedNs - freezeNs) / 1e9;
       ours.push(cycle);
