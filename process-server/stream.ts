@@ -9,6 +9,7 @@ import type { Logger } from '../core/log.ts';
 import { StreamSpool } from './spool.ts';
 import { loadStreamState, saveStreamState } from './stream-state.ts';
 import { Mutex } from '../core/mutex.ts';
+import { Wakeable } from '../core/wakeable.ts';
 
 export interface MasterTargetLink {
   url: string;
@@ -41,7 +42,7 @@ export class Stream {
   shipError: string | undefined;
   shipErrorSinceMs = 0;
   private readonly acceptLock = new Mutex();
-  private wake: (() => void) | undefined;
+  private readonly waker = new Wakeable();
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -91,7 +92,7 @@ export class Stream {
         if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return { status: 507, error: 'spool disk is full' };
         throw e;
       }
-      this.wake?.();
+      this.waker.wake();
       return { status: 200, nextSeq: header.lastSeq + 1 };
     });
   }
@@ -103,21 +104,9 @@ export class Stream {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.wake?.();
+    this.waker.wake();
     await this.loop;
     await this.spool.close();
-  }
-
-  private async idle(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = done;
-    });
-    this.wake = undefined;
   }
 
   private setError(msg: string | undefined): void {
@@ -134,7 +123,7 @@ export class Stream {
     let positionKnown = false;
     while (!this.stopped) {
       if (this.spool.pendingCount === 0) {
-        await this.idle(1000);
+        await this.waker.sleep(1000);
         continue;
       }
       try {
@@ -150,7 +139,7 @@ export class Stream {
       } catch (e) {
         this.setError(e instanceof PeerUnreachableError ? e.message : (e as Error).message);
         positionKnown = false;
-        await this.idle(retryMs);
+        await this.waker.sleep(retryMs);
         retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
       }
     }

@@ -5,6 +5,7 @@
  *
  * Usage: node --import tsx bench/master-target/apply.ts [--mib N] [--rounds N]
  */
+import { seededRandom } from '../../core/seeded-random.ts';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -24,16 +25,7 @@ const BATCH_BYTES = 16 * MiB;
 /** Random incompressible bytes, reused as payloads (sliced) so that generating them costs nothing per run. */
 const POOL = randomBytes(64 * MiB);
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** Block numbers in a random order: each block once (a permutation) or drawn with repeats. */
 function blockOrder(blocks: number, count: number, seed: number, distinct: boolean): number[] {

@@ -5,17 +5,9 @@
 import { open } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 
-/** A small, fast, seeded generator (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../core/seeded-random.ts';
+
+export { seededRandom };
 
 export function randomBuffer(rand: () => number, bytes: number): Buffer {
   const b = Buffer.allocUnsafe(bytes);

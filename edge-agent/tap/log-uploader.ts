@@ -6,6 +6,7 @@
 import { decodeFrame, encodeFrame, recordData, recordTag, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
 import type { Logger } from '../../core/log.ts';
 import type { LogEntry } from '../../core/frame-log.ts';
+import { Wakeable } from '../../core/wakeable.ts';
 import { Uploader, SeqConflictError } from '../uploader.ts';
 import type { TapDisk } from './tap-disk.ts';
 
@@ -22,26 +23,14 @@ export interface LogUploaderOptions {
 }
 
 export class LogUploader {
-  private wakeUp: (() => void) | undefined;
+  private readonly waker = new Wakeable();
   /** First seq the process server does not hold (undefined until asked). */
   serverNextSeq: number | undefined;
 
   constructor(private readonly o: LogUploaderOptions) {}
 
   wake(): void {
-    this.wakeUp?.();
-  }
-
-  private async idle(ms: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
-      function done() {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wakeUp = done;
-    });
-    this.wakeUp = undefined;
+    this.waker.wake();
   }
 
   /** Learns the process server's position and reconciles the log with it. */
@@ -67,7 +56,7 @@ export class LogUploader {
       try {
         if (this.serverNextSeq === undefined) await this.connect();
         const sent = await this.sendOne();
-        if (!sent) await this.idle(1000);
+        if (!sent) await this.waker.sleep(1000);
       } catch (e) {
         if (this.o.signal.aborted) return;
         if (e instanceof SeqConflictError) {
