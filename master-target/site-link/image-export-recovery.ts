@@ -10,7 +10,8 @@ import type { Check, RecoveryPointRef } from '../../core/control-plane/protocol.
 import type { BringUpRequest, BringUpResult, MachineRecovery } from './recovery.ts';
 import type { ApiPoint, MasterTargetApi } from './master-target-api.ts';
 
-const KIND: Record<ApiPoint['kind'], NonNullable<RecoveryPointRef['kind']>> = {
+/** The control plane's name of each kind of point the master target lists. */
+export const KIND: Record<ApiPoint['kind'], NonNullable<RecoveryPointRef['kind']>> = {
   crash: 'crash-consistent', app: 'app-consistent', group: 'group', bookmark: 'bookmark',
 };
 

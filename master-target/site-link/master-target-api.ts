@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { getJson, getStream } from '../../core/http/client.ts';
+import { getJson, getStream, remoteError, requestJson } from '../../core/http/client.ts';
 import { TidemarkError } from '../../core/errors.ts';
 
 /** A recovery point as `GET …/points` lists it. */
@@ -25,6 +25,38 @@ export interface ExportedImage {
   sha256: string;
 }
 
+/** A view as `POST …/failover` names it (docs/views.md). */
+export interface ApiView {
+  id: string;
+  disk: string;
+  uri: string;
+  writable: boolean;
+  sizeBytes: number;
+  point: { id: string; seq: number; time: string; kind: string };
+}
+
+/** What the replica of a test failover boots (the `boot` object of `POST …/failover`). */
+export interface ReplicaBoot {
+  cpus?: number;
+  memoryMiB?: number;
+  /** Boot this kernel directly (test systems) instead of the first disk's firmware. */
+  kernelPath?: string;
+  initrdPath?: string;
+  append?: string;
+  maxRunSeconds?: number;
+}
+
+/** The answer of `POST /v1/machines/{m}/failover {mode: 'test'}`. */
+export interface ApiTestFailover {
+  machine: string;
+  pointTime: string;
+  pointAgeSeconds: number;
+  disks: Array<{ disk: string; point: { id: string; seq: number; time: string; kind: string }; view: ApiView }>;
+  /** With `boot`: the replica machine and where its serial console is written (on the master target's host). */
+  replica?: { name: string; consoleLogPath: string };
+  seconds: number;
+}
+
 /** The export could not be made: the disk or a point is missing, or the master target failed. */
 export class ExportError extends TidemarkError {}
 
@@ -38,6 +70,42 @@ export class MasterTargetApi {
     const since = Math.max(0, Number(id) - 1);
     const r = await getJson<{ points: ApiPoint[] }>(this.url, `/v1/machines/${enc(machine)}/disks/${enc(disk)}/points?since=${since}&limit=1`, { token: this.token, signal });
     return r.points.find((p) => p.id === id);
+  }
+
+  /**
+   * True when the master target serves views over NBD (`GET /v1/views` answers), false when
+   * it was started without `--nbd` (409); anything else throws.
+   */
+  async servesViews(signal?: AbortSignal): Promise<boolean> {
+    const r = await requestJson(this.url, 'GET', '/v1/views', undefined, { token: this.token, signal });
+    if (r.status === 200) return true;
+    if (r.status === 409) return false;
+    throw remoteError(this.url, r);
+  }
+
+  /** The ids of the open views of `machine`. */
+  async openViewIds(machine: string, signal?: AbortSignal): Promise<string[]> {
+    const r = await getJson<{ views: Array<{ id: string }> }>(this.url, `/v1/views?machine=${enc(machine)}`, { token: this.token, signal });
+    return r.views.map((v) => v.id);
+  }
+
+  /**
+   * Starts a test failover of `machine` at `at`: writable views of every disk and, with
+   * `boot`, the replica machine. Throws a RemoteError (409 while one runs) otherwise.
+   */
+  async testFailover(machine: string, at: string, boot: ReplicaBoot | undefined, signal?: AbortSignal): Promise<ApiTestFailover> {
+    const r = await requestJson<ApiTestFailover>(this.url, 'POST', `/v1/machines/${enc(machine)}/failover`, { at, mode: 'test', ...(boot ? { boot } : {}) },
+      { token: this.token, signal, timeoutMs: 120_000 });
+    if (r.status !== 201) throw remoteError(this.url, r);
+    return r.body;
+  }
+
+  /** Ends the test failover of `machine`: deletes its replica machine and closes its views. */
+  async cleanup(machine: string, signal?: AbortSignal): Promise<{ closedViews: string[]; deletedReplica?: string }> {
+    const r = await requestJson<{ closedViews: string[]; deletedReplica?: string }>(this.url, 'POST', `/v1/machines/${enc(machine)}/cleanup`, undefined,
+      { token: this.token, signal, timeoutMs: 120_000 });
+    if (r.status !== 200) throw remoteError(this.url, r);
+    return r.body;
   }
 
   /**

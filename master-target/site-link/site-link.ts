@@ -1,8 +1,10 @@
 /**
  * The master target's link to the control plane (docs/control-plane-api.md). It only calls
  * out: it long-polls its command queue, runs `failover.start` and `test-failover.cleanup`
- * through `FailoverJobs` (each machine brought up by a `MachineRecovery`; by default disk
- * images exported through the master target's own HTTP API), acknowledges protection
+ * through `FailoverJobs` (each machine brought up by a `MachineRecovery`; by default, when the
+ * master target serves views (`--nbd`), a test failover through its failover API with the
+ * replica booted for the boot check, and otherwise disk images exported through its HTTP
+ * API), acknowledges protection
  * commands (the master target creates a replica when the first batch arrives), and sends a
  * heartbeat every `heartbeatIntervalMs`.
  *
@@ -18,6 +20,7 @@ import { FailoverJobs } from './failover-jobs.ts';
 import { ImageExportRecovery } from './image-export-recovery.ts';
 import { MasterTargetApi } from './master-target-api.ts';
 import type { MachineRecovery } from './recovery.ts';
+import { ViewBootRecovery, type ViewBootSettings } from './view-boot-recovery.ts';
 
 /** How often the master target says it is alive. */
 export const DEFAULT_MT_HEARTBEAT_INTERVAL_MS = 30_000;
@@ -31,8 +34,13 @@ export interface MasterTargetSiteLinkOptions {
   /** The master target's data folder; job work folders go below it. */
   readonly dataDir: string;
   readonly log: Logger;
-  /** @default exports of disk images through `masterTargetUrl` */
+  /**
+   * @default test failovers through the master target's failover API when it serves views,
+   * disk images exported through `masterTargetUrl` when it does not
+   */
   readonly recovery?: MachineRecovery;
+  /** The replica and the boot check of the default recovery. @default firmware boot, any console output within 300 s */
+  readonly boot?: ViewBootSettings;
   /** @default 30000 */
   readonly heartbeatIntervalMs?: number;
   /** Seconds each command poll waits. @default 20 */
@@ -48,7 +56,8 @@ export interface MasterTargetSiteLink {
 export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions): Promise<MasterTargetSiteLink> {
   const stop = new AbortController();
   const log = o.log.child({ link: 'control-plane' });
-  const recovery = o.recovery ?? new ImageExportRecovery(new MasterTargetApi(o.masterTargetUrl, o.token));
+  const api = new MasterTargetApi(o.masterTargetUrl, o.token);
+  const recovery = o.recovery ?? new ViewBootRecovery({ api, fallback: new ImageExportRecovery(api), log, ...(o.boot ? { boot: o.boot } : {}) });
   const jobs = new FailoverJobs({ client: o.client, recovery, dataDir: o.dataDir, log, signal: stop.signal });
 
   const handle = async (cmd: SiteCommand): Promise<void> => {
