@@ -3,7 +3,9 @@
  * - `startLocalStack`: master target and process server sharing a plain token (the demo, labs);
  * - `startUpStack`: what `tidemark up` runs: the control plane on port N, a process server on
  *   N+1 and a master target on N+2, enrolled with the control plane on first start (through
- *   its own API and the admin token) and reusing their credentials after.
+ *   its own API and the admin token) and reusing their credentials after; the master target
+ *   serves point-in-time views over NBD on N+3, so test failovers and drills open views and
+ *   boot replicas under QEMU.
  */
 import { join } from 'node:path';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -67,7 +69,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
 
 export interface UpStackOptions {
   dataDir: string;
-  /** The control plane's port; the process server takes N+1, the master target N+2. */
+  /** The control plane's port; the process server takes N+1, the master target N+2 and its NBD views N+3. */
   port: number;
   host?: string;
   /** Shared token between the process server and the master target (and for status, points, export). */
@@ -86,6 +88,8 @@ export interface UpStack {
   controlPlaneUrl: string;
   processServerUrl: string;
   masterTargetUrl: string;
+  /** Where the master target serves views (`nbd://host:port`). */
+  nbdUrl: string;
   adminTokenPath: string;
   vaultId: string;
   /** The policy made on first start (`default`). */
@@ -106,8 +110,8 @@ interface UpState {
 class UpError extends TidemarkError {}
 
 export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
-  if (!(o.port > 0 && o.port < 65534)) {
-    throw new UpError(`up needs a fixed port below 65534, not ${o.port}`, { hint: 'the process server and the master target are enrolled with their URLs (ports N+1 and N+2)' });
+  if (!(o.port > 0 && o.port < 65533)) {
+    throw new UpError(`up needs a fixed port below 65533, not ${o.port}`, { hint: 'the process server and the master target are enrolled with their URLs (ports N+1 and N+2); views take N+3' });
   }
   await mkdir(o.dataDir, { recursive: true, mode: 0o700 });
   const host = o.host ?? '127.0.0.1';
@@ -142,6 +146,7 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
 
     const psPort = o.port + 1;
     const mtPort = o.port + 2;
+    const nbdPort = o.port + 3;
     const psDir = join(o.dataDir, 'process-server');
     const mtDir = join(o.dataDir, 'master-target');
     const psUrl = `http://${host}:${psPort}`;
@@ -164,6 +169,7 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
 
     const mt = await startMasterTarget({
       dataDir: mtDir, host, port: mtPort, token: o.token, retentionSeconds: o.retentionSeconds ?? 24 * 3600,
+      nbd: { host, port: nbdPort },
       log: createLogger('master-target', { level }),
     });
     closers.push(() => mt.close());
@@ -183,6 +189,7 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
       controlPlaneUrl: cp.url,
       processServerUrl: ps.url,
       masterTargetUrl: mt.url,
+      nbdUrl: `nbd://${host}:${nbdPort}`,
       adminTokenPath: cp.adminTokenPath,
       vaultId: state.vaultId,
       policyId: state.policyId,

@@ -30,7 +30,10 @@ export const upCommand: Command = {
 
 Runs, on 127.0.0.1 and in one process, the control plane (API and console) on port N
 (default ${DEFAULT_UP_PORT}), a process server on N+1 and a master target on N+2, keeping all
-state under DIR.
+state under DIR. The master target serves point-in-time views over NBD on N+3: a plan's test
+failover or drill opens writable views of each machine's disks and, when the plan asks for the
+boot check, boots the replica under QEMU (isolated network) from them and waits for its serial
+console (docs/views.md). Without qemu-system-x86_64 the views still open; the boot check fails.
 
 On first start it creates a vault ("local") and a replication policy ("default") through the
 control plane's API, and enrolls the process server and the master target; their credentials
@@ -43,7 +46,7 @@ key (valid 24 h) for agents and prints how to install one.
   DIR/up.json       the vault and policy made on first start
 
   --data DIR                    where everything lives (created if missing)
-  --port N                      control plane port; N+1 and N+2 follow (default ${DEFAULT_UP_PORT})
+  --port N                      control plane port; N+1, N+2 and N+3 (views) follow (default ${DEFAULT_UP_PORT})
   --retention D                 how far back recovery points reach (default 24h)
   --schedule-interval D         how often scheduled drills, job deadlines and stale reports are checked (default 60s)
 `,
@@ -53,7 +56,7 @@ key (valid 24 h) for agents and prints how to install one.
     });
     const dataDir = required('up', values, 'data');
     const port = Number(optional(values, 'port') ?? DEFAULT_UP_PORT);
-    if (!Number.isInteger(port) || port < 1 || port > 65533) throw new UsageError(`up: invalid --port ${optional(values, 'port')}`, { hint: 'use a port from 1 to 65533 (N+1 and N+2 are used too)' });
+    if (!Number.isInteger(port) || port < 1 || port > 65532) throw new UsageError(`up: invalid --port ${optional(values, 'port')}`, { hint: 'use a port from 1 to 65532 (N+1, N+2 and N+3 are used too)' });
     const retention = optional(values, 'retention');
     const schedule = optional(values, 'schedule-interval');
     const token = await stackToken(dataDir, env.token);
@@ -66,7 +69,7 @@ key (valid 24 h) for agents and prints how to install one.
     process.stdout.write(`Tidemark is up.
   control plane   ${cp}  (console ${cp}/console/, API ${cp}/api/v1)
   process server  ${stack.processServerUrl}
-  master target   ${stack.masterTargetUrl}
+  master target   ${stack.masterTargetUrl}  (views ${stack.nbdUrl})
   vault           ${stack.vaultId}  (policy ${stack.policyId})
   admin token     ${stack.adminTokenPath}
   stack token     ${join(dataDir, 'token')}
