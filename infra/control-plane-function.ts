@@ -1,13 +1,15 @@
 /**
  * One control-plane Lambda function: `NodejsFunction` bundled by the local esbuild (ESM,
  * minified, with source maps) from an entry in `functions/lambda/`, with its own log group.
+ * Folders the code reads at run time (the console's static files) are copied into the bundle
+ * after esbuild, next to `index.mjs`.
  */
 import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { join } from 'node:path';
+import { isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository root, where package-lock.json and functions/ are. */
@@ -31,6 +33,28 @@ export interface ControlPlaneFunctionProps {
    * @default true
    */
   readonly minify?: boolean;
+  /**
+   * Folders copied into the bundle after esbuild: repository-relative source → path inside the
+   * bundle (relative to `index.mjs`). A missing source fails the synthesis.
+   * @default none
+   */
+  readonly bundleFolders?: Readonly<Record<string, string>>;
+}
+
+/** A path safe to put between single quotes in the shell that runs the bundling hooks. */
+function shellQuote(path: string): string {
+  return `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `cp -R` of each folder into esbuild's output; local bundling runs these through bash. */
+function copyFolders(folders: Readonly<Record<string, string>>, inputDir: string, outputDir: string): string[] {
+  return Object.entries(folders).map(([from, to]) => {
+    if (isAbsolute(from) || isAbsolute(to) || [from, to].some((p) => p.split(/[\\/]/).includes('..'))) {
+      throw new Error(`bundle folder ${from} → ${to}: both paths must be relative and stay inside their roots`);
+    }
+    const target = posix.join(outputDir, to);
+    return `mkdir -p ${shellQuote(posix.dirname(target))} && cp -R ${shellQuote(posix.join(inputDir, from))} ${shellQuote(target)}`;
+  });
 }
 
 export class ControlPlaneFunction extends Construct {
@@ -63,6 +87,15 @@ export class ControlPlaneFunction extends Construct {
         mainFields: ['module', 'main'],
         // ESM bundles of CommonJS dependencies still call require().
         banner: "import { createRequire as __tmCreateRequire } from 'node:module'; const require = __tmCreateRequire(import.meta.url);",
+        ...(props.bundleFolders && Object.keys(props.bundleFolders).length > 0
+          ? {
+            commandHooks: {
+              beforeBundling: () => [],
+              beforeInstall: () => [],
+              afterBundling: (inputDir: string, outputDir: string) => copyFolders(props.bundleFolders!, inputDir, outputDir),
+            },
+          }
+          : {}),
       },
     });
     if (runtime === Runtime.NODEJS_22_X) {

@@ -1,7 +1,8 @@
 /**
- * The control plane on AWS: state bucket, site-events queue, the three functions (API,
- * site-events consumer, scheduled pass), the HTTP API and the schedule. Permissions are
- * grants; the site queues' grant is by name prefix (see site-command-queues.ts).
+ * The control plane on AWS: state bucket, site-events queue, the three functions (API, with
+ * the console's files in its bundle; site-events consumer; scheduled pass), the HTTP API and
+ * the schedule. Permissions are grants; the site queues' grant is by name prefix (see
+ * site-command-queues.ts).
  */
 import { CfnOutput, Duration, Stack, Token, Validations, type CfnResource, type StackProps } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
@@ -14,6 +15,13 @@ import { DrillSchedule } from './drill-schedule.ts';
 import { SiteCommandQueues } from './site-command-queues.ts';
 import { SiteEventsQueue } from './site-events-queue.ts';
 import { StateBucket } from './state-bucket.ts';
+
+/**
+ * The console's static files, copied into the API function's bundle as `static/` next to
+ * `index.mjs`: `functions/console/console-routes.ts` looks for them in `./static/` relative to
+ * its own module, which in the bundle is `index.mjs`.
+ */
+export const CONSOLE_BUNDLE_FOLDERS: Readonly<Record<string, string>> = { 'functions/console/static': 'static' };
 
 export interface ControlPlaneStackProps extends StackProps {
   /**
@@ -51,7 +59,9 @@ export class ControlPlaneStack extends Stack {
       ...(props.adminTokenSha256 ? { [ENV.adminTokenSha256]: props.adminTokenSha256 } : {}),
     };
     const common = { environment, minify: props.minify };
-    const api = new ControlPlaneFunction(this, 'ApiFunction', { ...common, entry: 'functions/lambda/api.ts', timeout: Duration.seconds(29) });
+    const api = new ControlPlaneFunction(this, 'ApiFunction', {
+      ...common, entry: 'functions/lambda/api.ts', timeout: Duration.seconds(29), bundleFolders: CONSOLE_BUNDLE_FOLDERS,
+    });
     const consumer = new ControlPlaneFunction(this, 'SiteEventsFunction', { ...common, entry: 'functions/lambda/site-events.ts' });
     const runner = new ControlPlaneFunction(this, 'DrillRunnerFunction', { ...common, entry: 'functions/lambda/drill-runner.ts', timeout: Duration.minutes(5) });
 
