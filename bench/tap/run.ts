@@ -47,7 +47,8 @@ async function main(): Promise<void> {
   const [psPort, mtPort, tapPort, kitPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const mtUrl = `http://127.0.0.1:${mtPort}`;
   const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`], env);
-  const ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl], env);
+  const psArgs = ['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl];
+  let ps = startTidemark(psArgs, env);
   await mt.waitFor(/listening on/);
   await ps.waitFor(/listening on/);
   await sparseFile(join(dir, 'tap.img'));
@@ -87,21 +88,31 @@ async function main(): Promise<void> {
     ];
     const rows: string[][] = [];
     for (const w of workloads) {
-      const ours: number[] = [];
+      const live: number[] = [];
+      const paused: number[] = [];
       const theirs: number[] = [];
       for (let r = 0; r < ROUNDS; r++) {
         theirs.push(await fio(kitPort, w.rw, w.bs, w.depth));
-        ours.push(await fio(tapPort, w.rw, w.bs, w.depth));
-        if (w.rw.includes('write')) await appliedAll();
+        live.push(await fio(tapPort, w.rw, w.bs, w.depth));
+        if (w.rw.includes('write')) {
+          await appliedAll();
+          // The same through the tap alone: shipping paused, so only the agent's own cost counts.
+          await ps.kill9();
+          paused.push(await fio(tapPort, w.rw, w.bs, w.depth));
+          ps = startTidemark(psArgs, env);
+          await ps.waitFor(/listening on/);
+          await appliedAll();
+        }
       }
-      const o = median(ours);
       const t = median(theirs);
       const fmt = (x: number) => (w.bs === '4k' ? x.toFixed(0) : x.toFixed(1));
-      rows.push([w.name, `fio nbd, 1 conn, iodepth ${w.depth}`, fmt(o), fmt(t), (o / t).toFixed(2), ours.map(fmt).join(' / ')]);
-      process.stderr.write(`bench: ${w.name}: tidemark ${fmt(o)}, nbdkit ${fmt(t)}\n`);
+      const o = median(live);
+      const p = paused.length ? median(paused) : undefined;
+      rows.push([w.name, `fio nbd, 1 conn, iodepth ${w.depth}`, fmt(t), fmt(o), (o / t).toFixed(2), p === undefined ? '-' : fmt(p), p === undefined ? '-' : (p / t).toFixed(2)]);
+      process.stderr.write(`bench: ${w.name}: nbdkit ${fmt(t)}, tidemark ${fmt(o)} (shipping paused: ${p === undefined ? '-' : fmt(p)})\n`);
     }
-    process.stdout.write(`\nTap mode through the NBD export vs nbdkit file (1 GiB file, ${cpus().length} cores, median of ${ROUNDS} rounds of ${SECONDS} s, servers taking turns)\n`);
-    process.stdout.write(table(['workload', 'client', 'tidemark tap', 'nbdkit file', 'ratio', 'tidemark rounds'], rows));
+    process.stdout.write(`\nTap mode through the NBD export vs nbdkit file (1 GiB file, ${cpus().length} cores, median of ${ROUNDS} rounds of ${SECONDS} s, servers taking turns; "replicating" has the process server and master target working on the same cores)\n`);
+    process.stdout.write(table(['workload', 'client', 'nbdkit file', 'tap, replicating', 'ratio', 'tap, shipping paused', 'ratio'], rows));
 
     const lagRows: string[][] = [];
     await appliedAll();
