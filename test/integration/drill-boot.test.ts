@@ -18,7 +18,10 @@ import { silentLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
 import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
 import { startMasterTarget, type MasterTarget } from '../../master-target/server.ts';
+import { ImageExportRecovery } from '../../master-target/site-link/image-export-recovery.ts';
+import { MasterTargetApi } from '../../master-target/site-link/master-target-api.ts';
 import { startMasterTargetSiteLink, type MasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
+import { ViewBootRecovery } from '../../master-target/site-link/view-boot-recovery.ts';
 import { startProcessServer, type ProcessServer } from '../../process-server/server.ts';
 import { buildMarkerDisk, prepareBootKernel } from '../fixtures/bootable/build.ts';
 
@@ -174,5 +177,26 @@ describe('drills with the boot check through the master target site link', { ski
     assert.match(report.machines[0].consoleLog, new RegExp(`TIDEMARK-MARKER source ${marker}`));
     assert.deepEqual(await openViews(), []);
     assert.deepEqual(await processesUnder(mtDir), []);
+  });
+
+  it('fails a boot check whose console pattern never shows, with the console tail, and ends the replica and views at once', async () => {
+    const t0 = Date.now();
+    const api = new MasterTargetApi(mt.url);
+    const k = kernel.ok ? kernel.kernel : undefined;
+    const recovery = new ViewBootRecovery({
+      api, fallback: new ImageExportRecovery(api), log: silentLogger,
+      boot: { replica: { kernelPath: k?.kernelPath, initrdPath: k?.initrdPath, append: 'console=ttyS0 quiet panic=-1', memoryMiB: 256, maxRunSeconds: 60 }, consolePattern: 'NEVER-PRINTED', timeoutSeconds: 4 },
+    });
+    const progress: string[] = [];
+    await assert.rejects(recovery.bringUp({
+      jobId: 'job_boot_fails', mode: 'test', machine: { id: machineId, name: 'vm1', hostname: 'vm1', disks: [{ id: 'dsk_x', name: 'disk0', sizeBytes: 0 }] },
+      atTime: new Date(), workDir: join(dir, 'work', 'boot-fails'), bootCheck: true, signal: new AbortController().signal,
+      progress: async (m) => void progress.push(m),
+    }), /boot check failed: no "NEVER-PRINTED" on the console within 4 s; console tail: /);
+    console.log(`# failed boot check took ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    assert.match(progress.join('\n'), /waiting up to 4 s for "NEVER-PRINTED" on the console/);
+    assert.deepEqual(await openViews(), []);
+    assert.deepEqual(await processesUnder(mtDir), []);
+    await recovery.tearDown(join(dir, 'work', 'boot-fails'));
   });
 });
