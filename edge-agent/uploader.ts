@@ -26,7 +26,7 @@ export interface UploaderOptions {
 }
 
 const RETRY_MIN_MS = 250;
-const RETRY_MAX_MS = 15_000;
+const RETRY_MAX_MS = 5_000;
 
 export class Uploader {
   constructor(private readonly o: UploaderOptions) {}
