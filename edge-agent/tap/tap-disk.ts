@@ -20,6 +20,7 @@ const readAsync = promisify(readCb);
 const BLOCK = BITMAP_BLOCK_BYTES;
 /** Reads up to this size are served synchronously: cheaper than the thread pool for small requests. */
 const SYNC_READ_MAX_BYTES = 256 * 1024;
+const SYNC_READ_INTO_MAX_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
 /** Blocks read per synchronous step of the initial sync or a resync round. */
 export const SYNC_STEP_BLOCKS = 16;
@@ -137,6 +138,20 @@ export class TapDisk implements NbdExport {
     return readAsync(this.fd, buf, 0, length, offset).then(({ bytesRead }) => {
       if (bytesRead < length) buf.fill(0, bytesRead);
       return buf;
+    });
+  }
+
+  /**
+   * Reads straight into the server's reply buffer: synchronously up to 1 MiB (page-cache
+   * reads are cheaper than a trip through the thread pool), through the pool beyond.
+   */
+  readInto(offset: number, target: Buffer): void | Promise<void> {
+    if (target.length <= SYNC_READ_INTO_MAX_BYTES) {
+      this.readExact(target, offset);
+      return;
+    }
+    return readAsync(this.fd, target, 0, target.length, offset).then(({ bytesRead }) => {
+      if (bytesRead < target.length) target.fill(0, bytesRead);
     });
   }
 
