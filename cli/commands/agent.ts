@@ -16,6 +16,7 @@ export const agentCommand: Command = {
                       --mode scan --interval SECONDS [--freeze-cmd CMD] [--thaw-cmd CMD] [--token TOKEN]
        tidemark agent --state DIR --process-server URL --machine NAME --disk PATH [--disk PATH ...]
                       --mode tap --nbd HOST:PORT [--max-log-bytes SIZE] [--token TOKEN]
+                      [--freeze-cmd CMD --thaw-cmd CMD --app-consistent-interval DURATION]
        tidemark agent --state DIR --control-plane URL --key KEY [--site NAME] --machine NAME --disk PATH ... (scan or tap options)
 
 Protects files or block devices. Disks are named disk0, disk1, ... in the order given.
@@ -40,6 +41,8 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
   --mode scan|tap       capture mode (default scan)
   --interval SECONDS    scan: time between scans (e.g. 30, 5m)
   --nbd HOST:PORT       tap: where to serve the disks over NBD
+  --app-consistent-interval D
+                        tap: run the freeze and thaw commands this often and tag an app-consistent point (e.g. 5m)
   --max-log-bytes SIZE  tap: bound of each disk's change log (default ${DEFAULT_MAX_LOG_BYTES / 1024 ** 3}G)
   --freeze-cmd CMD      run before each scan (fsfreeze, a database flush); the point is then app-consistent
   --thaw-cmd CMD        run after each scan's reads, even if the scan failed
@@ -50,7 +53,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       state: { type: 'string' }, 'process-server': { type: 'string' }, machine: { type: 'string' },
       disk: { type: 'string', multiple: true }, mode: { type: 'string' }, interval: { type: 'string' },
       'freeze-cmd': { type: 'string' }, 'thaw-cmd': { type: 'string' }, token: { type: 'string' },
-      nbd: { type: 'string' }, 'max-log-bytes': { type: 'string' },
+      nbd: { type: 'string' }, 'max-log-bytes': { type: 'string' }, 'app-consistent-interval': { type: 'string' },
       'control-plane': { type: 'string' }, key: { type: 'string' }, site: { type: 'string' },
     });
     const disks = (values.disk as string[] | undefined) ?? [];
@@ -64,9 +67,16 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
     const log = createLogger('agent', { level: env.logLevel });
     const target = await pushTarget(values, env.token, disks, log, controller.signal);
     if (!target) return 0;
+    if (mode === 'scan' && optional(values, 'app-consistent-interval')) {
+      throw new UsageError('agent: --app-consistent-interval is for tap mode', { hint: 'in scan mode every scan runs --freeze-cmd/--thaw-cmd; set how often with --interval' });
+    }
     if (mode === 'tap') {
       const nbd = parseListen(required('agent', values, 'nbd'));
       const maxLog = optional(values, 'max-log-bytes');
+      const appInterval = optional(values, 'app-consistent-interval');
+      if (appInterval && !optional(values, 'freeze-cmd')) {
+        throw new UsageError('agent: --app-consistent-interval needs --freeze-cmd (and usually --thaw-cmd)', { hint: "e.g. --freeze-cmd 'virsh domfsfreeze vm' --thaw-cmd 'virsh domfsthaw vm'" });
+      }
       let lastPrint = 0;
       await runTapAgent({
         machine: required('agent', values, 'machine'),
@@ -77,6 +87,8 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         nbdHost: nbd.host,
         nbdPort: nbd.port,
         maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
+        hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
+        appConsistentIntervalSeconds: appInterval ? parseDurationSeconds('app-consistent-interval', appInterval) : undefined,
         log,
         signal: controller.signal,
         onListening: (a) => process.stdout.write(`serving ${disks.length} disk(s) over NBD at nbd://${a.host}:${a.port}/disk0\n`),

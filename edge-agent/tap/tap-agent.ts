@@ -12,6 +12,7 @@ import { createNbdServer, fixedExports, type NbdServer } from '../../core/nbd/in
 import { openDisk } from '../disk-source.ts';
 import { Uploader, sleep } from '../uploader.ts';
 import { heartbeatLoop } from '../heartbeat.ts';
+import { freeze, type FreezeHooks } from '../hooks.ts';
 import { TapDisk } from './tap-disk.ts';
 import { LogUploader } from './log-uploader.ts';
 import { loadTapState, newTapState, saveTapState, currentBootId, type TapState } from './tap-state.ts';
@@ -35,6 +36,9 @@ export interface TapAgentOptions {
   nbdHost: string;
   nbdPort: number;
   maxLogBytes: number;
+  /** Freeze and thaw around an app-consistent point every `appConsistentIntervalSeconds`. */
+  hooks?: FreezeHooks;
+  appConsistentIntervalSeconds?: number;
   log?: Logger;
   signal: AbortSignal;
   /** Called once the NBD server listens. */
@@ -69,6 +73,27 @@ async function openTapDisk(o: TapAgentOptions, index: number, log: Logger): Prom
   state.cleanShutdown = false;
   await saveTapState(dir, state);
   return disk;
+}
+
+/**
+ * Every interval: freeze (the consumer's file systems or applications quiesce), tag an
+ * app-consistent point on every consistent disk in one synchronous step, thaw.
+ */
+async function appConsistentLoop(disks: TapDisk[], o: TapAgentOptions, log: Logger): Promise<void> {
+  const every = o.appConsistentIntervalSeconds;
+  if (!every || !o.hooks?.freezeCmd) return;
+  while (!o.signal.aborted) {
+    await sleep(every * 1000, o.signal).catch(() => undefined);
+    if (o.signal.aborted) return;
+    const { frozen, thaw } = await freeze(o.hooks, { TIDEMARK_MACHINE: o.machine }, log);
+    try {
+      if (!frozen) continue;
+      const seqs = disks.filter((d) => d.consistent).map((d) => ({ disk: d.name, seq: d.tag('app') }));
+      log.info('app-consistent point tagged', { points: seqs });
+    } finally {
+      await thaw();
+    }
+  }
 }
 
 /** Saves one disk's state, one save at a time (the uploader and the sync loop both save it). */
@@ -142,6 +167,7 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
     disk.onAppend = () => lu.wake();
     loops.push(lu.run(), syncLoop(disk, lu, o, save));
   }
+  loops.push(appConsistentLoop(disks, o, log));
   loops.push(heartbeatLoop(o, {
     report: () => disks.map((d) => ({
       disk: d.name, phase: d.phase, totalBytes: d.sizeBytes,

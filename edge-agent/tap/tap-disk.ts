@@ -8,7 +8,7 @@ import { openSync, readSync, writeSync, fdatasyncSync, closeSync, fstatSync } fr
 import { read as readCb } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
+import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../../core/wire/frame.ts';
 import { FrameLog } from '../../core/frame-log.ts';
 import type { Logger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
@@ -271,10 +271,15 @@ export class TapDisk implements NbdExport {
 
   /** Tags a named bookmark at the current write boundary; returns its seq. */
   bookmark(name: string): number {
+    return this.tag('bookmark', name);
+  }
+
+  /** Tags the current write boundary as a point of `kind`; returns its seq. */
+  tag(kind: PointKind, name?: string): number {
     if (!this.consistent) {
       throw new TapStateError(`${this.o.disk} is in ${this.phase}: its write boundaries are not consistent points yet`);
     }
-    this.append([{ type: RecordType.TAG, tag: { kind: 'bookmark', timeMs: Date.now(), name } }], FrameFlag.ORDERED, true);
+    this.append([{ type: RecordType.TAG, tag: { kind, timeMs: Date.now(), ...(name ? { name } : {}) } }], FrameFlag.ORDERED, true);
     return this.nextSeq - 1;
   }
 

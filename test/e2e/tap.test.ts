@@ -213,3 +213,29 @@ test('a full change log falls back to the dirty bitmap, and the resync restores 
     await stopTap(t);
   }
 });
+
+test('with --app-consistent-interval the agent freezes, tags an app-consistent point and thaws', { timeout: 120_000 }, async () => {
+  const hooksLog = join(tmpdir(), `tm-tap-hooks-${process.pid}.log`);
+  const t = await startTap('tapapp', ['--freeze-cmd', `echo frozen >> '${hooksLog}'`, '--thaw-cmd', `echo thawed >> '${hooksLog}'`, '--app-consistent-interval', '2']);
+  try {
+    await withLogs(t, async () => {
+      await pointsUntil(t, 'tapapp', 1);
+      await qemuIo(t.uri, `write -P 9 ${5 * MiB} 65536`, 'flush');
+      const model = Buffer.alloc(DISK_BYTES);
+      model.fill(9, 5 * MiB, 5 * MiB + 65536);
+      const app = await waitUntil('an app-consistent point after the write', async () => {
+        return (await t.stack.points('tapapp')).find((p) => p.kind === 'app' && p.seq > 2);
+      }, 30_000);
+      assert.equal(app.consistent, true);
+      assert.equal(await exportSha(t, 'tapapp', app.id), sha(model));
+      const hooks = await waitUntil('the thaw', async () => {
+        const lines = (await readFile(hooksLog, 'utf8')).trim().split('\n');
+        return lines.length >= 2 ? lines : undefined;
+      }, 10_000);
+      assert.deepEqual(hooks.slice(0, 2), ['frozen', 'thawed']);
+    });
+  } finally {
+    await stopTap(t);
+    await rm(hooksLog, { force: true });
+  }
+});
