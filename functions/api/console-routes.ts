@@ -10,22 +10,17 @@ import type { Context } from '../deps.ts';
 import { recordAudit } from '../domain/audit.ts';
 import { keys } from '../domain/keys.ts';
 import { getItem, getVault, listItems } from '../domain/lookup.ts';
-import { Job, Machine, Plan, PlanGroup, Role } from '../domain/records.ts';
+import { Job, Machine, Plan, Role } from '../domain/records.ts';
 import { ConflictError, InvalidRequestError, NotFoundError } from '../errors.ts';
 import { operator, type AppEnv } from './env.ts';
+import { PlanInput } from './plan-routes.ts';
 import { MachineHistory, readHistory, recordHeartbeat } from './machine-history.ts';
 import { bearer, ErrorBody, errorResponses, jsonBody, jsonResponse, listOf, pathParams } from './route-helpers.ts';
 
 const Session = z.object({ tokenId: z.string(), name: z.string(), role: Role }).openapi('Session');
 
-const PlanUpdate = z.object({
-  name: z.string().min(1).max(128),
-  groups: z.array(PlanGroup.extend({
-    preActions: PlanGroup.shape.preActions.default([]),
-    postActions: PlanGroup.shape.postActions.default([]),
-  })).min(1).max(20),
-  bootCheck: z.boolean().default(false),
-});
+/** A plan is replaced whole: the same body as when it was created. */
+const PlanUpdate = PlanInput;
 
 export function registerConsoleRoutes(app: OpenAPIHono<AppEnv>, ctx: Context): void {
   // After a heartbeat was accepted, add it to the history of the machines it reports on.

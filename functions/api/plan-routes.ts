@@ -16,7 +16,8 @@ const PolicyInput = z.object({
   bandwidthLimitBytesPerSecond: z.number().int().min(1).nullable().default(null),
 });
 
-const PlanInput = z.object({
+/** A recovery plan as an operator writes it (created, or replaced whole). */
+export const PlanInput = z.object({
   name: z.string().min(1).max(128),
   groups: z.array(PlanGroup.extend({
     preActions: PlanGroup.shape.preActions.default([]),

@@ -2,6 +2,7 @@
  * The master target as its site link sees it: only its public HTTP API (docs/wire-format.md,
  * "Master target only"), never its internals.
  */
+import type { BootRequest } from '../views/failover.ts';
 import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -36,15 +37,7 @@ export interface ApiView {
 }
 
 /** What the replica of a test failover boots (the `boot` object of `POST …/failover`). */
-export interface ReplicaBoot {
-  cpus?: number;
-  memoryMiB?: number;
-  /** Boot this kernel directly (test systems) instead of the first disk's firmware. */
-  kernelPath?: string;
-  initrdPath?: string;
-  append?: string;
-  maxRunSeconds?: number;
-}
+export type ReplicaBoot = BootRequest;
 
 /** The answer of `POST /v1/machines/{m}/failover {mode: 'test'}`. */
 export interface ApiTestFailover {

@@ -12,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { makeSampleDisk, sha256File, writeRandomBlocks, seededRandom } from '../../cli/demo/sample-disk.ts';
 import { WriterGate } from '../../cli/demo/writer-gate.ts';
 import { freePort } from '../helpers/ports.ts';
+import type { Point } from '../../cli/commands/points.ts';
 import { startTidemark, runTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
 
 const MiB = 1024 * 1024;
@@ -25,13 +26,6 @@ export interface ScenarioOptions {
   chaos?: { target: 'process-server' | 'master-target'; kills: number };
 }
 
-interface Point {
-  id: string;
-  seq: number;
-  time: string;
-  kind: string;
-  consistent: boolean;
-}
 
 export async function replicationScenario(o: ScenarioOptions): Promise<{ points: number; kills: number }> {
   const dir = await mkdtemp(join(tmpdir(), 'tm-e2e-'));

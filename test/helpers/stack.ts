@@ -3,14 +3,10 @@ import { join } from 'node:path';
 import { freePort } from './ports.ts';
 import { startTidemark, type Running } from './tidemark-process.ts';
 
-export interface PointInfo {
-  id: string;
-  seq: number;
-  time: string;
-  kind: string;
-  consistent: boolean;
-  name?: string;
-}
+import type { Point } from '../../cli/commands/points.ts';
+
+/** A recovery point as the master target lists it. */
+export type PointInfo = Point;
 
 export class TestStack {
   mt!: Running;
