@@ -19,8 +19,7 @@ import type { TapState } from './tap-state.ts';
 const readAsync = promisify(readCb);
 const BLOCK = BITMAP_BLOCK_BYTES;
 /** Reads up to this size are served synchronously: cheaper than the thread pool for small requests. */
-const SYNC_READ_MAX_BYTES = 256 * 1024;
-const SYNC_READ_INTO_MAX_BYTES = 1024 * 1024;
+const SYNC_READ_MAX_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
 /** Blocks read per synchronous step of the initial sync or a resync round. */
 export const SYNC_STEP_BLOCKS = 16;
@@ -131,14 +130,8 @@ export class TapDisk implements NbdExport {
 
   read(offset: number, length: number): Buffer | Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length);
-    if (length <= SYNC_READ_MAX_BYTES) {
-      this.readExact(buf, offset);
-      return buf;
-    }
-    return readAsync(this.fd, buf, 0, length, offset).then(({ bytesRead }) => {
-      if (bytesRead < length) buf.fill(0, bytesRead);
-      return buf;
-    });
+    const pending = this.readInto(offset, buf);
+    return pending ? pending.then(() => buf) : buf;
   }
 
   /**
@@ -146,7 +139,7 @@ export class TapDisk implements NbdExport {
    * reads are cheaper than a trip through the thread pool), through the pool beyond.
    */
   readInto(offset: number, target: Buffer): void | Promise<void> {
-    if (target.length <= SYNC_READ_INTO_MAX_BYTES) {
+    if (target.length <= SYNC_READ_MAX_BYTES) {
       this.readExact(target, offset);
       return;
     }

@@ -9,7 +9,7 @@ import { prepareBatch } from '../../master-target/batch.ts';
 import { DiskStream, type SegmentLimits } from '../../master-target/disk-stream.ts';
 import { buildImage } from '../../master-target/export.ts';
 import { overlappingRecords } from '../../master-target/undo.ts';
-import { generateBatches, ReferenceDisk, sha256, tempDir } from './support.ts';
+import { generateBatches, hashesBySeq, sha256, tempDir } from './support.ts';
 
 const MiB = 1024 * 1024;
 
@@ -28,18 +28,6 @@ async function imageHash(stream: DiskStream, seq: number, tmp: string): Promise<
   }
 }
 
-/** Hash of the reference disk after every seq of `batches` (index = seq). */
-function hashesBySeq(batches: BatchInput[], maxBytes: number): string[] {
-  const ref = new ReferenceDisk(maxBytes);
-  const out = [sha256(Buffer.alloc(0))];
-  for (const b of batches) {
-    for (let i = 0; i < b.records.length; i++) {
-      ref.apply({ ...b, records: b.records.map((r, k) => (k <= i ? r : { type: RecordType.TAG, tag: { kind: 'crash', timeMs: 0 } })) }, b.firstSeq + i);
-      out.push(ref.hash());
-    }
-  }
-  return out;
-}
 
 before(loadHashing);
 

@@ -10,7 +10,7 @@ import { DiskStream, type SegmentLimits } from '../../master-target/disk-stream.
 import { UndoEncoding } from '../../master-target/journal-segment.ts';
 import type { PointInTimeReader } from '../../master-target/point-reader.ts';
 import { UndoIndex } from '../../master-target/undo-index.ts';
-import { generateBatches, int, ReferenceDisk, rng, sha256, tempDir } from './support.ts';
+import { generateBatches, hashesBySeq, int, rng, sha256, tempDir } from './support.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -19,18 +19,6 @@ async function openStream(dir: string, limits: Partial<SegmentLimits> = {}): Pro
   return DiskStream.open(join(dir, 'streams', 'm1', 'disk0'), 'm1', 'disk0', { segmentBytes: 64 * MiB, segmentMaxAgeMs: 3600_000, ...limits }, silentLogger);
 }
 
-/** Hash of the reference disk after every seq of `batches` (index = seq). */
-function hashesBySeq(batches: BatchInput[], maxBytes: number): string[] {
-  const ref = new ReferenceDisk(maxBytes);
-  const out = [sha256(Buffer.alloc(0))];
-  for (const b of batches) {
-    for (let i = 0; i < b.records.length; i++) {
-      ref.apply({ ...b, records: b.records.map((r, k) => (k <= i ? r : { type: RecordType.TAG, tag: { kind: 'crash', timeMs: 0 } })) }, b.firstSeq + i);
-      out.push(ref.hash());
-    }
-  }
-  return out;
-}
 
 async function readAll(reader: PointInTimeReader, chunkBytes = 1 * MiB): Promise<Buffer> {
   const out = Buffer.alloc(reader.sizeBytes);

@@ -130,3 +130,16 @@ export async function tempDir(prefix: string): Promise<{ path: string; remove():
 export function crashBatches(seed: number): BatchInput[] {
   return generateBatches({ seed, batches: 80, diskBytes: 8 * 1024 * 1024, maxRecords: 12, maxWriteBytes: 512 * 1024 });
 }
+
+/** Hash of the reference disk after every seq of `batches` (index = seq). */
+export function hashesBySeq(batches: BatchInput[], maxBytes: number): string[] {
+  const ref = new ReferenceDisk(maxBytes);
+  const out = [sha256(Buffer.alloc(0))];
+  for (const b of batches) {
+    for (let i = 0; i < b.records.length; i++) {
+      ref.apply({ ...b, records: b.records.map((r, k) => (k <= i ? r : { type: RecordType.TAG, tag: { kind: 'crash', timeMs: 0 } })) }, b.firstSeq + i);
+      out.push(ref.hash());
+    }
+  }
+  return out;
+}
