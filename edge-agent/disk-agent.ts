@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
 import { openDisk, type DiskSource } from './disk-source.ts';
-import { Manifest, BLOCK_BYTES } from './manifest.ts';
+import { Manifest } from './manifest.ts';
 import { loadDiskState, newDiskState, saveDiskState, type DiskState } from './disk-state.ts';
 import { Uploader, SeqConflictError, sleep } from './uploader.ts';
 import { scanPass, type PassKind, type PassResult } from './scan-pass.ts';
@@ -192,4 +192,3 @@ export class DiskAgent {
   }
 }
 
-export { BLOCK_BYTES };

@@ -116,7 +116,7 @@ async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, save
       const was = s.initialSync.done;
       progressed = disk.initialSyncStep();
       if (progressed) {
-        o.onProgress?.(disk.name, 'INITIAL_SYNC', Math.min(disk.sizeBytes, s.initialSync.cursorBlock * 65536), disk.sizeBytes);
+        o.onProgress?.(disk.name, 'INITIAL_SYNC', disk.syncedBytes, disk.sizeBytes);
         if (++steps % CURSOR_SAVE_STEPS === 0 || s.initialSync.done !== was) {
           disk.changeLog.syncDataSync();
           await save();
@@ -125,7 +125,7 @@ async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, save
     } else if (s.bitmapMode && disk.logBytes < o.maxLogBytes / 4) {
       progressed = disk.resyncStep(RESYNC_ROUND_BLOCKS);
       if (progressed) {
-        o.onProgress?.(disk.name, 'RESYNC', 0, disk.bitmap.dirtyCount * 65536);
+        o.onProgress?.(disk.name, 'RESYNC', 0, disk.dirtyBytes);
         await save();
       }
     }
@@ -171,7 +171,7 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
   loops.push(heartbeatLoop(o, {
     report: () => disks.map((d) => ({
       disk: d.name, phase: d.phase, totalBytes: d.sizeBytes,
-      doneBytes: d.state.initialSync.done ? d.sizeBytes : Math.min(d.sizeBytes, d.state.initialSync.cursorBlock * 65536),
+      doneBytes: d.syncedBytes,
     })),
     // One synchronous step tags every disk, so the bookmark is the same moment on all of them.
     bookmark: async (ask) => disks.map((d) => {

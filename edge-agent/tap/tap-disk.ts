@@ -93,6 +93,16 @@ export class TapDisk implements NbdExport {
     return this.state.initialSync.done && !this.state.bitmapMode;
   }
 
+  /** Bytes the initial sync has covered so far. */
+  get syncedBytes(): number {
+    return this.state.initialSync.done ? this.sizeBytes : Math.min(this.sizeBytes, this.state.initialSync.cursorBlock * BLOCK);
+  }
+
+  /** Bytes of blocks waiting for a resync. */
+  get dirtyBytes(): number {
+    return this.bitmap.dirtyCount * BLOCK;
+  }
+
   get phase(): TapPhase {
     if (!this.state.initialSync.done) return 'INITIAL_SYNC';
     return this.state.bitmapMode ? 'RESYNC' : 'CONTINUOUS';
