@@ -1,4 +1,5 @@
 /** A protected disk as the agent reads it: a regular file or a block device. */
+import { readSync } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { UsageError } from '../core/errors.ts';
 
@@ -34,11 +35,11 @@ export async function openDisk(path: string): Promise<DiskSource> {
   return { path, sizeBytes, fh };
 }
 
-/** Reads exactly `length` bytes at `position` (short only at the end of the disk). */
-export async function readAt(src: DiskSource, buf: Buffer, length: number, position: number): Promise<number> {
+/** Reads exactly `length` bytes at `position` (short only at the end of the disk), synchronously. */
+export function readAtSync(src: DiskSource, buf: Buffer, length: number, position: number): number {
   let done = 0;
   while (done < length) {
-    const { bytesRead } = await src.fh.read(buf, done, length - done, position + done);
+    const bytesRead = readSync(src.fh.fd, buf, done, length - done, position + done);
     if (bytesRead === 0) break;
     done += bytesRead;
   }

@@ -2,17 +2,24 @@
  * One pass over a disk in scan mode: hash every 64 KiB block, send those that differ from the
  * manifest, and (except during the initial sync) end with a recovery-point tag. Sending
  * overlaps reading: one batch is in flight while the next is being built.
+ *
+ * Reads are small and synchronous on purpose: a 512 KiB chunk is still in the CPU cache when it
+ * is hashed, which makes read + hash of a cached 1 GiB disk about twice as fast as 4 MiB
+ * reads through the thread pool; the kernel's readahead keeps a cold sequential read flowing.
+ * The loop yields to the event loop every few MiB so the upload in flight keeps moving.
  */
 import { blockHash } from '../core/hash.ts';
 import { encodeFrame, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../core/wire/frame.ts';
 import { BLOCK_BYTES, type Manifest } from './manifest.ts';
-import { readAt, type DiskSource } from './disk-source.ts';
+import { readAtSync, type DiskSource } from './disk-source.ts';
 import type { Uploader } from './uploader.ts';
 
 /** Raw bytes gathered before a batch is sent. */
 export const BATCH_RAW_BYTES = 8 * 1024 * 1024;
-/** Blocks per read; two reads are kept going so that reading overlaps hashing. */
-const READ_BLOCKS = 64;
+/** Blocks per read: small enough to stay in the CPU cache until hashed. */
+const READ_BLOCKS = 8;
+/** Reads between two turns of the event loop (16 MiB). */
+const READS_PER_YIELD = 32;
 const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
 
 export type PassKind = 'initial' | 'rescan' | 'resync';
@@ -60,13 +67,12 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
   const size = o.src.sizeBytes;
   const blocks = o.manifest.blockCount;
   const flags = o.kind === 'initial' ? FrameFlag.INITIAL_SYNC : o.kind === 'resync' ? FrameFlag.RESYNC : 0;
-  const buffers = [Buffer.alloc(READ_BLOCKS * BLOCK_BYTES), Buffer.alloc(READ_BLOCKS * BLOCK_BYTES)];
-  const readChunk = async (first: number, buf: Buffer): Promise<Buffer> => {
+  const buf = Buffer.alloc(READ_BLOCKS * BLOCK_BYTES);
+  const readChunk = (first: number): void => {
     const offset = first * BLOCK_BYTES;
     const want = Math.min(Math.min(READ_BLOCKS, blocks - first) * BLOCK_BYTES, size - offset);
-    const got = await readAt(o.src, buf, want, offset);
+    const got = readAtSync(o.src, buf, want, offset);
     if (got < want) buf.fill(0, got, want);
-    return buf;
   };
   let nextSeq = o.nextSeq;
   let changedBlocks = 0;
@@ -98,13 +104,11 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
     await previous;
   };
 
-  let reading: Promise<Buffer> | undefined = o.startBlock < blocks ? readChunk(o.startBlock, buffers[0]) : undefined;
-  for (let first = o.startBlock, turn = 0; first < blocks; first += READ_BLOCKS, turn ^= 1) {
+  for (let first = o.startBlock, reads = 0; first < blocks; first += READ_BLOCKS, reads++) {
     o.signal.throwIfAborted();
+    if (reads % READS_PER_YIELD === READS_PER_YIELD - 1) await yieldToEventLoop();
     const count = Math.min(READ_BLOCKS, blocks - first);
-    const buf = await reading!;
-    reading = first + READ_BLOCKS < blocks ? readChunk(first + READ_BLOCKS, buffers[turn ^ 1]) : undefined;
-    reading?.catch(() => undefined); // a failed read surfaces when it is awaited
+    readChunk(first);
     for (let i = 0; i < count; i++) {
       const block = first + i;
       const len = Math.min(BLOCK_BYTES, size - block * BLOCK_BYTES);
@@ -128,8 +132,9 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
         batch = { records: [], updates: [], rawBytes: 0 };
       }
     }
-    o.onProgress?.(Math.min(size, (first + count) * BLOCK_BYTES), size);
+    if (reads % READS_PER_YIELD === 0) o.onProgress?.(Math.min(size, (first + count) * BLOCK_BYTES), size);
   }
+  o.onProgress?.(size, size);
   await o.onReadDone?.();
   const tagSeqs: number[] = [];
   const timeMs = Date.now();
@@ -140,4 +145,8 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
   await send(batch, blocks);
   await inFlight;
   return { nextSeq, changedBlocks, sentBytes, pointSeq: tagSeqs[tagSeqs.length - 1], tagSeqs };
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
