@@ -1,15 +1,43 @@
 /** The one place the CLI reads the environment. Everything below takes plain values. */
 import type { LogLevel } from '../core/log.ts';
 
+/**
+ * Options the process server and master target also take from the environment, each as
+ * TIDEMARK_<OPTION> (`--max-spool-bytes` from TIDEMARK_MAX_SPOOL_BYTES): container images are
+ * configured this way. A flag given on the command line wins.
+ */
+export const SERVER_ENVIRONMENT_OPTIONS = [
+  'data', 'listen', 'master-target', 'max-spool-bytes', 'retention', 'retention-full', 'nbd', 'scratch-bytes',
+  'control-plane', 'key', 'name', 'site', 'url',
+] as const;
+
+export type ServerEnvironmentOption = (typeof SERVER_ENVIRONMENT_OPTIONS)[number];
+
+export function environmentName(option: ServerEnvironmentOption): string {
+  return `TIDEMARK_${option.toUpperCase().replaceAll('-', '_')}`;
+}
+
+export const SERVER_ENVIRONMENT_HELP = `Every option above may also be set in the environment as TIDEMARK_<OPTION> (TIDEMARK_DATA,
+TIDEMARK_LISTEN, TIDEMARK_MASTER_TARGET, TIDEMARK_TOKEN, ...); a flag given here wins.
+`;
+
 export interface Environment {
   token?: string;
   logLevel: LogLevel;
+  /** Server options set in the environment, keyed by option name; the commands lay flags over them. */
+  serverOptions: Partial<Record<ServerEnvironmentOption, string>>;
 }
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
   const level = env.TIDEMARK_LOG_LEVEL;
+  const serverOptions: Partial<Record<ServerEnvironmentOption, string>> = {};
+  for (const option of SERVER_ENVIRONMENT_OPTIONS) {
+    const v = env[environmentName(option)];
+    if (v) serverOptions[option] = v;
+  }
   return {
     token: env.TIDEMARK_TOKEN || undefined,
     logLevel: level === 'debug' || level === 'warn' || level === 'error' ? level : 'info',
+    serverOptions,
   };
 }

@@ -6,6 +6,7 @@ import { runUntilSignal } from '../run-until-signal.ts';
 import { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { startMasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
+import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
 import type { Command } from './command.ts';
 
 export const masterTargetCommand: Command = {
@@ -24,16 +25,17 @@ points and exports to the CLI.
   --retention-full D  keep every point this long, then one a minute to 24h, then one an hour (default 1h)
   --nbd HOST:PORT     serve point-in-time views over NBD on this address, e.g. 127.0.0.1:10809
   --scratch-bytes N   bound of each writable view's scratch overlay (default 1G; e.g. 512M)
-${SERVER_ENROLLMENT_HELP}
+${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane it runs test failovers and cleanups sent by the control plane: each disk
 is exported at the chosen point into DIR/test-failovers/JOB/MACHINE/ and hashed.
 `,
   async run(argv, env) {
-    const { values } = parse('master-target', argv, {
+    const { values: flags } = parse('master-target', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, retention: { type: 'string' }, token: { type: 'string' },
       'retention-full': { type: 'string' }, nbd: { type: 'string' }, 'scratch-bytes': { type: 'string' },
       ...SERVER_ENROLLMENT_OPTIONS,
     });
+    const values = { ...env.serverOptions, ...flags };
     const nbd = optional(values, 'nbd');
     const scratchBytes = optional(values, 'scratch-bytes');
     const retentionFull = optional(values, 'retention-full');

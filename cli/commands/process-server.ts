@@ -4,6 +4,7 @@ import { startProcessServer, DEFAULT_MAX_SPOOL_BYTES } from '../../process-serve
 import { parse, required, optional, parseBytes, parseUrl } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
+import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
 import type { Command } from './command.ts';
 
 export const processServerCommand: Command = {
@@ -20,15 +21,16 @@ master target, resuming wherever it stands after a restart or a dropped link.
   --master-target URL     the master target, e.g. http://dr-site:7402
   --max-spool-bytes SIZE  pending bytes allowed per disk before agents are told to wait (default ${DEFAULT_MAX_SPOOL_BYTES / 1024 ** 3}G)
   --token TOKEN           require this bearer token and send it on (default: $TIDEMARK_TOKEN)
-${SERVER_ENROLLMENT_HELP}
+${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane, agents may also authenticate with their own credential: the control
 plane confirms it, and the agent may then only touch its own machine's streams.
 `,
   async run(argv, env) {
-    const { values } = parse('process-server', argv, {
+    const { values: flags } = parse('process-server', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, 'master-target': { type: 'string' }, 'max-spool-bytes': { type: 'string' }, token: { type: 'string' },
       ...SERVER_ENROLLMENT_OPTIONS,
     });
+    const values = { ...env.serverOptions, ...flags };
     const listen = parseListen(required('process-server', values, 'listen'));
     const spool = optional(values, 'max-spool-bytes');
     const dataDir = required('process-server', values, 'data');

@@ -1,0 +1,42 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readEnvironment, environmentName } from '../../cli/config.ts';
+import { startTidemark, runTidemark } from '../helpers/tidemark-process.ts';
+import { freePort } from '../helpers/ports.ts';
+
+test('server options come from TIDEMARK_<OPTION> when no flag gives them', () => {
+  assert.equal(environmentName('max-spool-bytes'), 'TIDEMARK_MAX_SPOOL_BYTES');
+  const env = readEnvironment({ TIDEMARK_DATA: '/data', TIDEMARK_MASTER_TARGET: 'http://mt:7402', TIDEMARK_RETENTION_FULL: '2h', TIDEMARK_NBD: '', OTHER: 'x' });
+  assert.deepEqual(env.serverOptions, { data: '/data', 'master-target': 'http://mt:7402', 'retention-full': '2h' });
+});
+
+test('a master target and a process server start from their environment alone; a flag wins over it', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tm-env-'));
+  const mtPort = await freePort();
+  const mt = startTidemark(['master-target'], { TIDEMARK_DATA: join(dir, 'mt'), TIDEMARK_LISTEN: `127.0.0.1:${mtPort}`, TIDEMARK_RETENTION: '2h', TIDEMARK_TOKEN: 't0k' });
+  const psPort = await freePort();
+  const ps = startTidemark(['process-server', '--listen', `127.0.0.1:${psPort}`], {
+    TIDEMARK_DATA: join(dir, 'ps'), TIDEMARK_LISTEN: '127.0.0.1:1', TIDEMARK_MASTER_TARGET: `http://127.0.0.1:${mtPort}`, TIDEMARK_TOKEN: 't0k',
+  });
+  try {
+    await mt.waitFor(new RegExp(`master target listening on http://127.0.0.1:${mtPort}`));
+    await ps.waitFor(new RegExp(`process server listening on http://127.0.0.1:${psPort}`));
+    assert.ok((await stat(join(dir, 'mt'))).isDirectory());
+    assert.ok((await stat(join(dir, 'ps'))).isDirectory());
+    const status = await runTidemark(['status', '--process-server', `http://127.0.0.1:${psPort}`], { TIDEMARK_TOKEN: 't0k' });
+    assert.equal(status.code, 0, status.stderr);
+    const bad = await runTidemark(['master-target', '--listen', '127.0.0.1:0'], { TIDEMARK_DATA: join(dir, 'mt2'), TIDEMARK_RETENTION: 'soon' });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid retention "soon"/);
+    const missing = await runTidemark(['process-server', '--data', join(dir, 'ps2'), '--listen', '127.0.0.1:0']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /--master-target is required/);
+  } finally {
+    await ps.stop();
+    await mt.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
