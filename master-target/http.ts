@@ -16,6 +16,7 @@ import { NoSpaceError, PointOutOfRangeError, StreamUnavailableError, type DiskSt
 import { imageStream, sendImage } from './export.ts';
 import type { Retainer } from './retention.ts';
 import { thin, type TierPolicy } from './retention-tiers.ts';
+import { pointsSummary } from './points-summary.ts';
 import type { StreamStore } from './store.ts';
 import { FailoverConflictError, MachineFailedOverError, type FailoverManager } from './views/failover.ts';
 import { MaterialiseError } from './views/materialise.ts';
@@ -107,6 +108,11 @@ export function createApp(deps: AppDeps): Hono {
     const points = (deps.tiers ? thin(applied, stream.points, now(), deps.tiers) : applied).slice(0, limit);
     return c.json(listed.length > limit ? { points, truncated: true } : { points });
   });
+
+  app.get('/v1/machines/:machine/disks/:disk/points/summary', (c) => c.json(pointsSummary(streamOf(c), {
+    tiers: deps.tiers, nowMs: now(), cutoffMs: deps.retainer.cutoffMs(),
+    recentLimit: Math.min(intParam(c, 'recent') ?? 50, 1000), markedLimit: Math.min(intParam(c, 'marked') ?? 200, 1000),
+  })));
 
   app.get('/v1/machines/:machine/disks/:disk/image', async (c) => {
     const stream = streamOf(c);

@@ -118,6 +118,39 @@ export class PointIndex {
     return start;
   }
 
+  /**
+   * Up to `limit` points with a seq at or below `upToSeq`, newest first; with `markedOnly`,
+   * only tagged points of another kind than crash (app-consistent, group, bookmark).
+   */
+  newest(limit: number, upToSeq: number, markedOnly = false): Point[] {
+    const out: Point[] = [];
+    let ti = lowerBound(this.tags, upToSeq + 1, (x) => x.seq) - 1;
+    if (markedOnly) {
+      for (; ti >= 0 && out.length < limit; ti--) if (this.tags[ti].kind !== 'crash') out.push(tagPoint(this.tags[ti]));
+      return out;
+    }
+    let ri = lowerBound(this.ranges, upToSeq + 1, (x) => x.firstSeq) - 1;
+    let seq = upToSeq;
+    while (out.length < limit) {
+      const t = ti >= 0 ? this.tags[ti] : undefined;
+      const r = ri >= 0 ? this.ranges[ri] : undefined;
+      if (!t && !r) break;
+      const rangeSeq = r ? Math.min(seq, r.lastSeq) : -1;
+      // A tag and a range point at the same seq are one point: the tag (as `list` has it).
+      if (t && t.seq >= rangeSeq) {
+        out.push(tagPoint(t));
+        seq = t.seq - 1;
+        ti--;
+      } else {
+        out.push(rangePoint(r!, rangeSeq));
+        seq = rangeSeq - 1;
+      }
+      if (r && seq < r.firstSeq) ri--;
+      while (ti >= 0 && this.tags[ti].seq > seq) ti--;
+    }
+    return out;
+  }
+
   /** Points oldest first (see ListOptions). */
   list(opts: ListOptions = {}): Point[] {
     const from = Math.max(this.windowStart(opts.notBeforeMs), (opts.sinceSeq ?? 0) + 1);
