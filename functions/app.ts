@@ -13,6 +13,7 @@ import { registerConsoleRoutes } from './api/console-routes.ts';
 import { registerFleetRoutes } from './api/fleet-routes.ts';
 import { registerJobRoutes } from './api/job-routes.ts';
 import { registerPlanRoutes } from './api/plan-routes.ts';
+import { registerPointRoutes } from './api/point-routes.ts';
 import { registerSiteRoutes } from './api/site-routes.ts';
 import { registerVaultRoutes } from './api/vault-routes.ts';
 import { errorHandler, validationHook } from './api/error-handler.ts';
@@ -47,6 +48,7 @@ export function createApp(deps: ControlPlaneDeps): OpenAPIHono<AppEnv> {
   registerFleetRoutes(api, ctx);
   registerPlanRoutes(api, ctx);
   registerJobRoutes(api, ctx);
+  registerPointRoutes(api, ctx);
   registerConsoleRoutes(api, ctx); // before the site routes: it records heartbeats for the console's history
   registerSiteRoutes(api, ctx);
 

@@ -51,12 +51,13 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   const streams = new Streams(spoolDir, { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token }, log);
   await streams.openExisting();
   const client = o.controlPlane ? new ControlPlaneClient({ url: o.controlPlane.url, credential: o.controlPlane.credential }) : undefined;
+  const bookmarks = new BookmarkBook();
   const app = processServerApp({
-    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks: new BookmarkBook(), log,
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log,
   });
   const listening = await serve(app, { host: o.host, port: o.port });
   const siteLink = client && await startProcessServerSiteLink({
-    client, streams, dir: join(o.dataDir, 'site-link'), log, masterTargetUrl: o.masterTargetUrl,
+    client, streams, bookmarks, dir: join(o.dataDir, 'site-link'), log, masterTargetUrl: o.masterTargetUrl,
     heartbeatIntervalMs: o.controlPlane!.heartbeatIntervalMs, softwareVersion: o.controlPlane!.softwareVersion,
   });
   log.info('process server listening', { url: listening.url, masterTarget: o.masterTargetUrl, streams: streams.all().length, controlPlane: o.controlPlane?.url });

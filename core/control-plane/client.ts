@@ -20,6 +20,7 @@ import type {
   Heartbeat,
   JobEvent,
   PolledCommand,
+  RecoveryPointsReport,
 } from './protocol.ts';
 
 export type { AgentAssignment, EnrollRequest, EnrollResponse } from './protocol.ts';
@@ -101,6 +102,11 @@ export class ControlPlaneClient {
   async sendJobEvent(event: JobEvent | JobEvent[], options: { signal?: AbortSignal } = {}): Promise<void> {
     const events = Array.isArray(event) ? event : [event];
     check(this.#base, await this.#call('POST', '/site/job-events', { events }, options), 202);
+  }
+
+  /** Master targets: the recovery points they keep of the machines they protect. */
+  async sendRecoveryPoints(report: RecoveryPointsReport, options: { signal?: AbortSignal } = {}): Promise<void> {
+    check(this.#base, await this.#call('POST', '/site/recovery-points', report, options), 200);
   }
 
   /** Agents: their machine, disk ids and the process server to push to (null until protected). */

@@ -68,7 +68,7 @@ export const Heartbeat = z.object({
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;
 
-export const JOB_EVENT_TYPES = ['progress', 'machine-ready', 'machine-failed', 'machine-cleaned'] as const;
+export const JOB_EVENT_TYPES = ['progress', 'machine-ready', 'machine-failed', 'machine-cleaned', 'machine-bookmarked'] as const;
 
 export const Check = z.object({ name: label, passed: z.boolean(), detail: z.string().max(2048).optional() });
 export type Check = z.infer<typeof Check>;
@@ -78,7 +78,7 @@ export const JobEvent = z.object({
   machineId: z.string().max(64),
   type: z.enum(JOB_EVENT_TYPES),
   message: z.string().max(1024).optional(),
-  /** machine-ready: the recovery point the machine was brought up at. */
+  /** machine-ready: the recovery point the machine was brought up at; machine-bookmarked: the bookmark (first disk). */
   point: RecoveryPointRef.optional(),
   /** machine-ready: boot checks and their results. */
   checks: z.array(Check).max(50).optional(),
@@ -90,6 +90,59 @@ export const JobEvent = z.object({
 export type JobEvent = z.infer<typeof JobEvent>;
 
 export const JobEvents = z.object({ events: z.array(JobEvent).min(1).max(50) });
+
+/** A recovery point as a master target lists it (its own names of kinds). */
+export const ListedPoint = z.object({
+  id: z.string().max(32),
+  seq: z.number().int().nonnegative(),
+  time: z.iso.datetime(),
+  kind: z.enum(['crash', 'app', 'group', 'bookmark']),
+  name: z.string().max(200).optional(),
+});
+export type ListedPoint = z.infer<typeof ListedPoint>;
+
+/** Most points of each list in a recovery-points report. */
+export const MAX_RECENT_POINTS = 50;
+export const MAX_MARKED_POINTS = 200;
+
+/**
+ * What a master target holds of one disk, compactly: the range of points it keeps, the
+ * retention tiers that thin them, the newest points and the marked ones (app-consistent,
+ * group, bookmark). Any time in the range picks the newest kept point at or before it.
+ */
+export const DiskPoints = z.object({
+  diskId: z.string().max(64),
+  appliedSeq: z.number().int().nonnegative(),
+  oldest: ListedPoint.nullable(),
+  newest: ListedPoint.nullable(),
+  tiers: z.object({
+    /** Every point younger than this is kept (null: every point, no tiers). */
+    fullSeconds: z.number().nonnegative().nullable(),
+    /** Then one a minute until this age, then one an hour. */
+    minuteTierSeconds: z.number().nonnegative(),
+  }),
+  recent: z.array(ListedPoint).max(MAX_RECENT_POINTS),
+  marked: z.array(ListedPoint).max(MAX_MARKED_POINTS),
+});
+export type DiskPoints = z.infer<typeof DiskPoints>;
+
+/** `POST /api/v1/site/recovery-points`: a master target's points of the machines it protects. */
+export const RecoveryPointsReport = z.object({
+  machines: z.array(z.object({ machineId: z.string().max(64), disks: z.array(DiskPoints).max(64) })).min(1).max(20),
+});
+export type RecoveryPointsReport = z.infer<typeof RecoveryPointsReport>;
+
+/**
+ * Where a (test) failover brings machines up: the newest point (`latest`), the newest kept
+ * point at or before a time, or one point of one disk by its id (the other disks of the
+ * machine come up at the newest kept point at or before that point's time).
+ */
+export const PointChoice = z.union([
+  z.literal('latest'),
+  z.object({ time: z.iso.datetime() }).strict(),
+  z.object({ id: z.string().regex(/^\d{1,15}$/, 'must be a point id (digits)'), diskId: z.string().max(64) }).strict(),
+]);
+export type PointChoice = z.infer<typeof PointChoice>;
 
 export interface MachineSpec {
   id: string;
@@ -144,8 +197,10 @@ export interface FailoverStartCommand extends CommandBase {
   jobId: string;
   mode: 'test' | 'failover';
   groupIndex: number;
-  point: 'latest';
+  point: PointChoice;
   bootCheck: boolean;
+  /** Console text that means "booted" (literal); absent or null: the master target's own setting. */
+  bootConsolePattern?: string | null;
   machines: MachineSpec[];
   preActions: PlanActionSpec[];
   postActions: PlanActionSpec[];
@@ -159,7 +214,15 @@ export interface TestFailoverCleanupCommand extends CommandBase {
   machineIds: string[];
 }
 
-export type SiteCommand = ProtectionEnableCommand | ProtectionDisableCommand | FailoverStartCommand | TestFailoverCleanupCommand;
+/** Sent to a process server: have the agents of these machines tag a bookmark on every disk. */
+export interface BookmarkRequestCommand extends CommandBase {
+  type: 'bookmark.request';
+  jobId: string;
+  name: string;
+  machines: MachineSpec[];
+}
+
+export type SiteCommand = ProtectionEnableCommand | ProtectionDisableCommand | FailoverStartCommand | TestFailoverCleanupCommand | BookmarkRequestCommand;
 export type SiteCommandType = SiteCommand['type'];
 
 /** One command as polled: acknowledge it with its `receipt` once it is carried out. */

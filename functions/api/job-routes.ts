@@ -6,16 +6,23 @@ import { startJob } from '../domain/jobs.ts';
 import { getItem, getVault, listItems } from '../domain/lookup.ts';
 import { Drill, DrillReport, Job, JobKind, idOf } from '../domain/records.ts';
 import { operator, type AppEnv } from './env.ts';
+import { PointChoice } from '../../core/control-plane/protocol.ts';
 import { bearer, errorResponses, jsonBody, jsonResponse, listOf, pathParams } from './route-helpers.ts';
 
 export function registerJobRoutes(app: OpenAPIHono<AppEnv>, ctx: Context): void {
   app.openapi(
     createRoute({
       method: 'post', path: '/vaults/{vaultId}/jobs', tags: ['jobs'], security: bearer,
-      summary: 'start a test failover, failover or cleanup of a plan',
+      summary: 'start a test failover, failover, cleanup or bookmark of a plan',
       request: {
         params: pathParams('vaultId'),
-        body: jsonBody(z.object({ kind: JobKind, planId: idOf('plan'), testFailoverJobId: idOf('job').optional() })),
+        body: jsonBody(z.object({
+          kind: JobKind,
+          planId: idOf('plan'),
+          testFailoverJobId: idOf('job').optional().describe('cleanup: the test failover to undo'),
+          point: PointChoice.optional().describe("(test) failovers: 'latest' (default), {time: ISO 8601} or {id, diskId} (a plan of one machine)"),
+          name: z.string().min(1).max(200).regex(/^[^\n\r]*$/, 'must be one line').optional().describe('bookmark: the name to tag'),
+        })),
       },
       responses: { 201: jsonResponse(Job, 'the job, running'), ...errorResponses },
     }),
@@ -23,7 +30,8 @@ export function registerJobRoutes(app: OpenAPIHono<AppEnv>, ctx: Context): void 
       const actor = operator(c, 'operator');
       const { vaultId } = c.req.valid('param');
       await getVault(ctx, vaultId);
-      return c.json(await startJob(ctx, actor, vaultId, c.req.valid('json')), 201);
+      const { name, ...body } = c.req.valid('json');
+      return c.json(await startJob(ctx, actor, vaultId, { ...body, ...(name !== undefined ? { bookmarkName: name } : {}) }), 201);
     },
   );
 

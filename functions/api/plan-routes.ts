@@ -24,6 +24,8 @@ export const PlanInput = z.object({
     postActions: PlanGroup.shape.postActions.default([]),
   })).min(1).max(20),
   bootCheck: z.boolean().default(false),
+  bootConsolePattern: z.string().min(1).max(200).regex(/^[^\n\r]*$/, 'must be one line').nullable().default(null)
+    .describe("text the replica's serial console must print to count as booted (literal)"),
 });
 
 export function registerPlanRoutes(app: OpenAPIHono<AppEnv>, ctx: Context): void {

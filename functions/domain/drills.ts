@@ -146,7 +146,7 @@ async function writeReport(ctx: Context, drill: Drill, reportId: string, testJob
     startedAt: new Date(startedMs).toISOString(), finishedAt: nowIso(ctx),
     outcome: test?.state === 'succeeded' && allReady && checksPassed === checks.length && cleanedUp ? 'passed' : 'failed',
     timeToReadySeconds: allReady ? Math.max(...machines.map((m) => m.timeToReadySeconds ?? 0)) : null,
-    checksPassed, checksTotal: checks.length, cleanedUp, error, machines,
+    checksPassed, checksTotal: checks.length, cleanedUp, bootConsolePattern: test?.bootConsolePattern ?? null, error, machines,
   };
   await ctx.repo.create(keys.item(drill.vaultId, 'drill-reports', report.id), report);
   ctx.log.info('drill report stored', { vaultId: drill.vaultId, drillId: drill.id, reportId, outcome: report.outcome });

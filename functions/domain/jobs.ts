@@ -1,6 +1,6 @@
 /**
- * Jobs: test failover, failover and cleanup of a recovery plan, as a state machine driven by
- * the events master targets report.
+ * Jobs: test failover, failover, cleanup and bookmark of a recovery plan, as a state machine
+ * driven by the events master targets (and, for bookmarks, process servers) report.
  *
  *   job:  running ──► succeeded | failed            (failed also on timeout)
  *   step: pending ──► sent ──► ready | cleaned | failed
@@ -8,9 +8,10 @@
  * A (test) failover sends one `failover.start` per master target for the first group of the
  * plan; when every machine of the group is ready the next group is sent; when the last group
  * is ready the job has succeeded. A failed machine fails the job and stops the sequence. A
- * cleanup sends `test-failover.cleanup` for every machine a test failover touched, at once.
+ * cleanup sends `test-failover.cleanup` for every machine a test failover touched, at once. A
+ * bookmark sends `bookmark.request` to the process server of every machine, at once.
  */
-import type { JobEvent } from '../../core/control-plane/protocol.ts';
+import type { JobEvent, PointChoice } from '../../core/control-plane/protocol.ts';
 import { nowIso, type Context } from '../deps.ts';
 import { ConflictError, InvalidRequestError } from '../errors.ts';
 import { recordAudit, type Actor } from './audit.ts';
@@ -32,6 +33,10 @@ export interface StartJobInput {
   readonly drillId?: string;
   /** The id to give the job (drills claim it before starting); a new one if absent. */
   readonly jobId?: string;
+  /** (Test) failovers: where the machines come up. @default 'latest' */
+  readonly point?: PointChoice;
+  /** Bookmarks: the name to tag. */
+  readonly bookmarkName?: string;
 }
 
 const TERMINAL_STEP = new Set<JobStep['state']>(['ready', 'cleaned', 'failed']);
@@ -62,26 +67,49 @@ async function stepsOf(ctx: Context, vaultId: string, input: StartJobInput, plan
     for (const machineId of group.machineIds) {
       const m = machines.get(machineId);
       if (!m?.protection) throw new ConflictError(`machine ${machineId} of plan ${plan.id} is not protected`, { hint: 'enable its protection first' });
-      steps.push(newStep(machineId, g, m.protection.masterTargetId));
+      // A bookmark tags every machine at once: one group.
+      if (input.kind === 'bookmark') steps.push({ ...newStep(machineId, 0, m.protection.masterTargetId), processServerId: m.protection.processServerId });
+      else steps.push(newStep(machineId, g, m.protection.masterTargetId));
     }
   }
+  if (input.point && typeof input.point === 'object' && 'id' in input.point) {
+    const diskId = input.point.diskId;
+    const only = steps.length === 1 ? machines.get(steps[0]!.machineId) : undefined;
+    if (!only) throw new InvalidRequestError('a point id names a point of one disk: only a plan of one machine takes one', { field: 'point', hint: 'give point.time for a plan of several machines' });
+    if (!only.disks.some((d) => d.id === diskId)) throw new InvalidRequestError(`disk ${diskId} is not a disk of ${only.name}`, { field: 'point.diskId' });
+  }
   return { steps, testFailoverJobId: null };
+}
+
+/** Which server carries a step out (and may report its events). */
+function runnerOf(kind: JobKind, step: JobStep): string {
+  return kind === 'bookmark' ? step.processServerId ?? step.masterTargetId : step.masterTargetId;
 }
 
 export async function startJob(ctx: Context, actor: Actor, vaultId: string, input: StartJobInput): Promise<Job> {
   const plan = await getItem(ctx, vaultId, 'plans', 'plan', input.planId, Plan).catch(() => undefined);
   if (!plan) throw new InvalidRequestError(`no plan ${input.planId} in vault ${vaultId}`, { field: 'planId' });
+  const failover = input.kind === 'test-failover' || input.kind === 'failover';
+  if (input.point !== undefined && !failover) throw new InvalidRequestError(`a ${input.kind} job takes no point`, { field: 'point' });
+  if (input.kind === 'bookmark' && !input.bookmarkName) throw new InvalidRequestError('a bookmark job needs a name', { field: 'name' });
+  if (input.kind !== 'bookmark' && input.bookmarkName !== undefined) throw new InvalidRequestError(`a ${input.kind} job takes no name`, { field: 'name' });
   const { steps, testFailoverJobId } = await stepsOf(ctx, vaultId, input, plan);
   const job: Job = {
     id: input.jobId ?? newId('job'), vaultId, kind: input.kind, planId: plan.id, state: steps.length === 0 ? 'succeeded' : 'running',
     progressPercent: steps.length === 0 ? 100 : 0, currentGroup: 0, steps,
     events: [event(ctx, 'job.started', `${input.kind} of plan ${plan.name} started by ${actor.name}`)],
-    drillId: input.drillId ?? null, testFailoverJobId, createdBy: actor.name, createdAt: nowIso(ctx),
+    drillId: input.drillId ?? null, testFailoverJobId,
+    ...(failover ? { point: input.point ?? 'latest', bootConsolePattern: plan.bootCheck ? plan.bootConsolePattern ?? null : null } : {}),
+    ...(input.kind === 'bookmark' ? { bookmarkName: input.bookmarkName } : {}),
+    createdBy: actor.name, createdAt: nowIso(ctx),
     deadlineAt: new Date(ctx.now() + ctx.settings.jobTimeoutSeconds * 1000).toISOString(),
     finishedAt: steps.length === 0 ? nowIso(ctx) : null, error: null,
   };
   await ctx.repo.create(keys.item(vaultId, 'jobs', job.id), job);
-  await recordAudit(ctx, actor, `job.start`, { vaultId, targetId: job.id, detail: { kind: job.kind, planId: plan.id } });
+  await recordAudit(ctx, actor, `job.start`, {
+    vaultId, targetId: job.id,
+    detail: { kind: job.kind, planId: plan.id, ...(job.point ? { point: job.point } : {}), ...(job.bookmarkName ? { name: job.bookmarkName } : {}) },
+  });
   if (job.state === 'running') await dispatchGroup(ctx, job, plan, 0);
   return getItem(ctx, vaultId, 'jobs', 'job', job.id, Job);
 }
@@ -90,10 +118,14 @@ export async function startJob(ctx: Context, actor: Actor, vaultId: string, inpu
 async function dispatchGroup(ctx: Context, job: Job, plan: Plan, groupIndex: number): Promise<void> {
   const steps = job.steps.filter((s) => s.groupIndex === groupIndex && s.state === 'pending');
   const byTarget = new Map<string, JobStep[]>();
-  for (const s of steps) byTarget.set(s.masterTargetId, [...(byTarget.get(s.masterTargetId) ?? []), s]);
+  for (const s of steps) byTarget.set(runnerOf(job.kind, s), [...(byTarget.get(runnerOf(job.kind, s)) ?? []), s]);
   const machines = new Map((await listItems(ctx, job.vaultId, 'machines', Machine)).map((m) => [m.id, m]));
   for (const [masterTargetId, targetSteps] of byTarget) {
-    if (job.kind === 'cleanup') {
+    if (job.kind === 'bookmark') {
+      await sendCommand(ctx, masterTargetId, {
+        type: 'bookmark.request', jobId: job.id, name: job.bookmarkName!, machines: targetSteps.map((s) => machineSpec(machines.get(s.machineId)!)),
+      });
+    } else if (job.kind === 'cleanup') {
       await sendCommand(ctx, masterTargetId, {
         type: 'test-failover.cleanup', jobId: job.id, testFailoverJobId: job.testFailoverJobId!, machineIds: targetSteps.map((s) => s.machineId),
       });
@@ -101,7 +133,7 @@ async function dispatchGroup(ctx: Context, job: Job, plan: Plan, groupIndex: num
       const group = plan.groups[groupIndex]!;
       await sendCommand(ctx, masterTargetId, {
         type: 'failover.start', jobId: job.id, mode: job.kind === 'test-failover' ? 'test' : 'failover', groupIndex,
-        point: 'latest', bootCheck: plan.bootCheck,
+        point: job.point ?? 'latest', bootCheck: plan.bootCheck, bootConsolePattern: job.bootConsolePattern ?? null,
         machines: targetSteps.map((s) => machineSpec(machines.get(s.machineId)!)),
         preActions: group.preActions, postActions: group.postActions,
       });
@@ -111,7 +143,7 @@ async function dispatchGroup(ctx: Context, job: Job, plan: Plan, groupIndex: num
   await ctx.repo.update(keys.item(job.vaultId, 'jobs', job.id), Job, (j) => ({
     ...j,
     steps: j.steps.map((s) => (s.groupIndex === groupIndex && s.state === 'pending' && sent.has(s.machineId) ? { ...s, state: 'sent' as const } : s)),
-    events: capped([...j.events, event(ctx, 'group.sent', `group ${groupIndex} sent to ${byTarget.size} master target(s)`)]),
+    events: capped([...j.events, event(ctx, 'group.sent', `group ${groupIndex} sent to ${byTarget.size} ${job.kind === 'bookmark' ? 'process server' : 'master target'}(s)`)]),
   }));
 }
 
@@ -155,8 +187,8 @@ export async function applyJobEvent(ctx: Context, vaultId: string, serverId: str
     refusal = undefined;
     const j = structuredClone(current);
     const step = j.steps.find((s) => s.machineId === e.machineId);
-    if (!step || step.masterTargetId !== serverId) {
-      refusal = 'the job has no such machine on this master target';
+    if (!step || runnerOf(j.kind, step) !== serverId) {
+      refusal = 'the job has no such machine on this server';
       return current;
     }
     if (j.state !== 'running') {
@@ -169,7 +201,7 @@ export async function applyJobEvent(ctx: Context, vaultId: string, serverId: str
     if (e.type === 'machine-failed') {
       step.state = 'failed';
       step.error = e.error ?? e.message ?? 'no reason given';
-    } else if (e.type === 'machine-ready' && j.kind !== 'cleanup') {
+    } else if (e.type === 'machine-ready' && (j.kind === 'test-failover' || j.kind === 'failover')) {
       step.state = 'ready';
       step.readyAt = nowIso(ctx);
       step.point = e.point ?? null;
@@ -177,6 +209,11 @@ export async function applyJobEvent(ctx: Context, vaultId: string, serverId: str
       step.consoleLog = e.consoleLog ?? null;
     } else if (e.type === 'machine-cleaned' && j.kind === 'cleanup') {
       step.state = 'cleaned';
+    } else if (e.type === 'machine-bookmarked' && j.kind === 'bookmark') {
+      step.state = 'ready';
+      step.readyAt = nowIso(ctx);
+      step.point = e.point ?? null;
+      step.checks = e.checks ?? [];
     } else {
       refusal = `a ${e.type} event does not apply to a ${j.kind} job`;
       return current;

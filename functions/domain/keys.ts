@@ -8,7 +8,9 @@ export const KEY_LAYOUT_VERSION = 'v1';
 
 /** Per-vault collections, each `v1/vault-data/<vaultId>/<collection>/<id>.json`. */
 export type Collection =
-  | 'sites' | 'servers' | 'machines' | 'policies' | 'plans' | 'jobs' | 'drills' | 'drill-reports' | 'alerts';
+  | 'sites' | 'servers' | 'machines' | 'policies' | 'plans' | 'jobs' | 'drills' | 'drill-reports' | 'alerts'
+  /** One per machine, by machine id: the points its master target keeps. */
+  | 'recovery-points';
 
 export const keys = {
   vault: (vaultId: string) => checkObjectKey(`v1/vaults/${vaultId}.json`),

@@ -5,6 +5,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import { idPattern, type IdKind } from './ids.ts';
+import { PointChoice } from '../../core/control-plane/protocol.ts';
 
 /** A schema for ids of one kind. */
 export const idOf = (kind: IdKind) => z.string().regex(idPattern(kind), `must be a ${kind} id`);
@@ -152,11 +153,13 @@ export const Plan = z.object({
   name,
   groups: z.array(PlanGroup).min(1).max(20),
   bootCheck: z.boolean().describe('drills and test failovers boot each machine and check its console'),
+  bootConsolePattern: z.string().min(1).max(200).nullable().optional()
+    .describe("text the replica's serial console must print to count as booted (literal); null: the master target's own setting"),
   createdAt: time,
 }).openapi('Plan');
 export type Plan = z.infer<typeof Plan>;
 
-export const JOB_KINDS = ['test-failover', 'failover', 'cleanup'] as const;
+export const JOB_KINDS = ['test-failover', 'failover', 'cleanup', 'bookmark'] as const;
 export const JobKind = z.enum(JOB_KINDS);
 export type JobKind = z.infer<typeof JobKind>;
 export const JOB_STATES = ['running', 'succeeded', 'failed'] as const;
@@ -171,6 +174,7 @@ export const JobStep = z.object({
   machineId: idOf('machine'),
   groupIndex: z.number().int().nonnegative(),
   masterTargetId: idOf('server'),
+  processServerId: idOf('server').optional().describe('bookmark jobs: the process server that carries the step out'),
   state: z.enum(STEP_STATES),
   point: RecoveryPointRef.nullable(),
   readyAt: time.nullable(),
@@ -200,6 +204,9 @@ export const Job = z.object({
   events: z.array(JobEventRecord),
   drillId: idOf('drill').nullable(),
   testFailoverJobId: idOf('job').nullable().describe('cleanup jobs: the test failover they undo'),
+  point: PointChoice.optional().describe("(test) failovers: the point asked for ('latest', {time} or {id, diskId}); absent: latest"),
+  bootConsolePattern: z.string().nullable().optional().describe("(test) failovers: the plan's boot console pattern when the job started"),
+  bookmarkName: z.string().optional().describe('bookmark jobs: the name tagged'),
   createdBy: z.string(),
   createdAt: time,
   deadlineAt: time,
@@ -248,6 +255,7 @@ export const DrillReport = z.object({
   checksPassed: z.number().int().nonnegative(),
   checksTotal: z.number().int().nonnegative(),
   cleanedUp: z.boolean(),
+  bootConsolePattern: z.string().nullable().optional().describe('the console text the boot check waited for (null: the master target\'s own setting)'),
   error: z.string().nullable().describe('why the drill could not run or failed'),
   machines: z.array(DrillMachineResult),
 }).openapi('DrillReport');

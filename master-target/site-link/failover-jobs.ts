@@ -113,7 +113,8 @@ export class FailoverJobs {
       const started = Date.now();
       try {
         const r = await this.o.recovery.bringUp({
-          jobId: cmd.jobId, mode: cmd.mode, machine: m, atTime, workDir, bootCheck: cmd.bootCheck, signal: this.o.signal,
+          jobId: cmd.jobId, mode: cmd.mode, machine: m, atTime, point: cmd.point, workDir, bootCheck: cmd.bootCheck, signal: this.o.signal,
+          ...(cmd.bootConsolePattern ? { consolePattern: cmd.bootConsolePattern } : {}),
           progress: (message) => this.#progress(cmd.jobId, m.id, message),
         });
         log.info('machine ready', { point: r.point, seconds: (Date.now() - started) / 1000 });

@@ -1,6 +1,7 @@
 /**
  * A machine "brought up" as disk images: each disk is exported through the master target's
- * own API at the newest consistent point at or before the job's time, into the machine's
+ * own API at the job's point (by default the newest consistent point at or before the job's
+ * time), into the machine's
  * work folder, and hashed. No boot yet (that needs views and a hypervisor adapter): with a
  * boot check asked for, a progress event says it was skipped.
  */
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import type { Check, RecoveryPointRef } from '../../core/control-plane/protocol.ts';
 import type { BringUpRequest, BringUpResult, MachineRecovery } from './recovery.ts';
 import type { ApiPoint, MasterTargetApi } from './master-target-api.ts';
+import { resolvePointChoice } from './point-choice.ts';
 
 /** The control plane's name of each kind of point the master target lists. */
 export const KIND: Record<ApiPoint['kind'], NonNullable<RecoveryPointRef['kind']>> = {
@@ -28,11 +30,11 @@ export class ImageExportRecovery implements MachineRecovery {
     const checks: Check[] = [];
     const lines: string[] = [];
     let oldest: RecoveryPointRef | undefined;
-    const at = req.atTime.toISOString();
+    const at = await resolvePointChoice(this.api, req.machine, req.point, req.atTime, req.signal);
     for (const d of req.machine.disks) {
-      await req.progress(`exporting ${d.name} at the newest point at or before ${at}`);
+      await req.progress(`exporting ${d.name} at ${at.label}`);
       const started = Date.now();
-      const img = await this.api.exportImage(req.machine.name, d.name, at, imagePath(req.workDir, d.name), req.signal);
+      const img = await this.api.exportImage(req.machine.name, d.name, at.diskAt(d.name), imagePath(req.workDir, d.name), req.signal);
       const p = await this.api.point(req.machine.name, d.name, img.pointId, req.signal);
       if (!p) throw new Error(`point ${img.pointId} of ${d.name} was exported but is not listed (retention?)`);
       const ref: RecoveryPointRef = { time: p.time, seq: p.seq, kind: KIND[p.kind] };

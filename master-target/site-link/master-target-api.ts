@@ -8,6 +8,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { getJson, getStream, remoteError, requestJson } from '../../core/http/client.ts';
 import { TidemarkError } from '../../core/errors.ts';
+import { MAX_MARKED_POINTS, MAX_RECENT_POINTS } from '../../core/control-plane/protocol.ts';
 
 /** A recovery point as `GET …/points` lists it. */
 export interface ApiPoint {
@@ -24,6 +25,16 @@ export interface ExportedImage {
   pointId: string;
   sizeBytes: number;
   sha256: string;
+}
+
+/** `GET …/points/summary` (docs/views.md): newest first. */
+export interface ApiPointsSummary {
+  appliedSeq: number;
+  oldest: ApiPoint | null;
+  newest: ApiPoint | null;
+  tiers: { fullSeconds: number | null; minuteTierSeconds: number };
+  recent: ApiPoint[];
+  marked: ApiPoint[];
 }
 
 /** A view as `POST …/failover` names it (docs/views.md). */
@@ -63,6 +74,18 @@ export class MasterTargetApi {
     const since = Math.max(0, Number(id) - 1);
     const r = await getJson<{ points: ApiPoint[] }>(this.url, `/v1/machines/${enc(machine)}/disks/${enc(disk)}/points?since=${since}&limit=1`, { token: this.token, signal });
     return r.points.find((p) => p.id === id);
+  }
+
+  /**
+   * What the master target keeps of `machine`/`disk` (`GET …/points/summary`), or undefined
+   * when it holds no such disk yet (404).
+   */
+  async pointsSummary(machine: string, disk: string, signal?: AbortSignal): Promise<ApiPointsSummary | undefined> {
+    const r = await requestJson<ApiPointsSummary>(this.url, 'GET', `/v1/machines/${enc(machine)}/disks/${enc(disk)}/points/summary?recent=${MAX_RECENT_POINTS}&marked=${MAX_MARKED_POINTS}`,
+      undefined, { token: this.token, signal });
+    if (r.status === 404) return undefined;
+    if (r.status !== 200) throw remoteError(this.url, r);
+    return r.body;
   }
 
   /**

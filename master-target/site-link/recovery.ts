@@ -4,14 +4,18 @@
  * materialises each disk as an image file; later a recovery that opens writable NBD views
  * and boots the machine under QEMU takes its place.
  */
-import type { Check, MachineSpec, RecoveryPointRef } from '../../core/control-plane/protocol.ts';
+import type { Check, MachineSpec, PointChoice, RecoveryPointRef } from '../../core/control-plane/protocol.ts';
 
 export interface BringUpRequest {
   readonly jobId: string;
   readonly mode: 'test' | 'failover';
   readonly machine: MachineSpec;
-  /** Every disk comes up at its newest consistent point at or before this time. */
+  /** With `point` latest (or none): every disk comes up at its newest consistent point at or before this time. */
   readonly atTime: Date;
+  /** The point the job names. @default 'latest' */
+  readonly point?: PointChoice;
+  /** The plan's console text meaning "booted" (literal); overrides the link's own setting. */
+  readonly consolePattern?: string;
   /** A folder of this machine's own for this job: images, overlays, console logs. */
   readonly workDir: string;
   /** The plan asks for a boot check. */

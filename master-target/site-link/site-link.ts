@@ -4,9 +4,9 @@
  * through `FailoverJobs` (each machine brought up by a `MachineRecovery`; by default, when the
  * master target serves views (`--nbd`), a test failover through its failover API with the
  * replica booted for the boot check, and otherwise disk images exported through its HTTP
- * API), acknowledges protection
- * commands (the master target creates a replica when the first batch arrives), and sends a
- * heartbeat every `heartbeatIntervalMs`.
+ * API), remembers the machines protected here (`protection.enable`; the master target creates a
+ * replica when the first batch arrives), reports the recovery points it keeps of them when
+ * they change, and sends a heartbeat every `heartbeatIntervalMs`.
  *
  * @example
  *   const link = await startMasterTargetSiteLink({ client, masterTargetUrl: mt.url, token, dataDir, log });
@@ -20,6 +20,10 @@ import { FailoverJobs } from './failover-jobs.ts';
 import { ImageExportRecovery } from './image-export-recovery.ts';
 import { MasterTargetApi } from './master-target-api.ts';
 import type { MachineRecovery } from './recovery.ts';
+import { Assignments } from '../../core/control-plane/assignments.ts';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_POINTS_INTERVAL_MS, pointsReporter } from './points-report.ts';
 import { ViewBootRecovery, type ViewBootSettings } from './view-boot-recovery.ts';
 
 /** How often the master target says it is alive. */
@@ -43,6 +47,8 @@ export interface MasterTargetSiteLinkOptions {
   readonly boot?: ViewBootSettings;
   /** @default 30000 */
   readonly heartbeatIntervalMs?: number;
+  /** How often the kept recovery points are looked at (and reported when they changed). @default 5000 */
+  readonly pointsIntervalMs?: number;
   /** Seconds each command poll waits. @default 20 */
   readonly pollWaitSeconds?: number;
   readonly softwareVersion?: string;
@@ -50,6 +56,8 @@ export interface MasterTargetSiteLinkOptions {
 
 export interface MasterTargetSiteLink {
   readonly jobs: FailoverJobs;
+  /** The machines protected here (from `protection.enable`). */
+  readonly assignments: Assignments;
   close(): Promise<void>;
 }
 
@@ -59,6 +67,9 @@ export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions):
   const api = new MasterTargetApi(o.masterTargetUrl, o.token);
   const recovery = o.recovery ?? new ViewBootRecovery({ api, fallback: new ImageExportRecovery(api), log, ...(o.boot ? { boot: o.boot } : {}) });
   const jobs = new FailoverJobs({ client: o.client, recovery, dataDir: o.dataDir, log, signal: stop.signal });
+  const assignmentsDir = join(o.dataDir, 'site-link');
+  await mkdir(assignmentsDir, { recursive: true });
+  const assignments = await Assignments.open(assignmentsDir);
 
   const handle = async (cmd: SiteCommand): Promise<void> => {
     switch (cmd.type) {
@@ -69,11 +80,15 @@ export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions):
         log.info('test failover cleanup received', { jobId: cmd.jobId, testFailoverJobId: cmd.testFailoverJobId, machines: cmd.machineIds.length });
         return jobs.cleanup(cmd);
       case 'protection.enable':
+        await assignments.enable(cmd);
         log.info('machine protected here', { machineId: cmd.machine.id, machine: cmd.machine.name, retentionSeconds: cmd.policy.retentionSeconds });
         return;
       case 'protection.disable':
+        await assignments.disable(cmd.machineId);
         log.info('machine no longer protected; its replica is kept', { machineId: cmd.machineId });
         return;
+      default:
+        log.warn('command not meant for a master target ignored', { type: cmd.type, commandId: cmd.id });
     }
   };
 
@@ -81,12 +96,15 @@ export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions):
   const heartbeats = runEvery(o.heartbeatIntervalMs ?? DEFAULT_MT_HEARTBEAT_INTERVAL_MS, 'heartbeat',
     () => o.client.sendHeartbeat({ ...(o.softwareVersion ? { softwareVersion: o.softwareVersion } : {}), disks: [] }, { signal: stop.signal }),
     { log, signal: stop.signal });
+  const points = runEvery(o.pointsIntervalMs ?? DEFAULT_POINTS_INTERVAL_MS, 'recovery points report',
+    pointsReporter({ assignments, api, client: o.client, log, signal: stop.signal }), { log, signal: stop.signal });
   log.info('control plane link started', { masterTarget: o.masterTargetUrl });
   return {
     jobs,
+    assignments,
     async close() {
       stop.abort();
-      await Promise.all([commands, heartbeats]);
+      await Promise.all([commands, heartbeats, points]);
     },
   };
 }

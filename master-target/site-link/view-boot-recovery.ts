@@ -1,9 +1,10 @@
 /**
  * A machine brought up for a test failover through the master target's failover API
- * (docs/views.md): writable NBD views of every disk at the newest consistent point at or
- * before the job's time and, when the plan asks for the boot check, the replica machine
- * booted from them on an isolated network. The boot check waits for the replica's serial
- * console to show `consolePattern` (or, without one, any text at all) and reports the tail of
+ * (docs/views.md): writable NBD views of every disk at the job's point (by default the newest
+ * consistent point at or before the job's time) and, when the plan asks for the boot check,
+ * the replica machine booted from them on an isolated network. The boot check waits for the
+ * replica's serial console to show the plan's console pattern (else the link's
+ * `consolePattern`; without either, any text at all) and reports the tail of
  * the console as evidence. Cleanup deletes the replica and closes the views.
  *
  * Used only when the master target serves views (started with `--nbd`); otherwise, and for a
@@ -25,6 +26,7 @@ import type { Logger } from '../../core/log.ts';
 import { KIND } from './image-export-recovery.ts';
 import type { ApiTestFailover, MasterTargetApi, ReplicaBoot } from './master-target-api.ts';
 import type { BringUpRequest, BringUpResult, MachineRecovery } from './recovery.ts';
+import { resolvePointChoice } from './point-choice.ts';
 
 /** How long the boot check waits for the console. */
 export const DEFAULT_BOOT_TIMEOUT_SECONDS = 300;
@@ -70,6 +72,7 @@ export class ViewBootRecovery implements MachineRecovery {
     if (req.mode !== 'test' || !(await this.#viewsServed(req.signal))) return this.o.fallback.bringUp(req);
     const api = this.o.api;
     const machine = req.machine.name;
+    const at = await resolvePointChoice(api, req.machine, req.point, req.atTime, req.signal);
     await mkdir(req.workDir, { recursive: true, mode: 0o700 });
     const recordPath = join(req.workDir, RECORD_FILE);
     if (await readRecord(req.workDir)) {
@@ -79,12 +82,11 @@ export class ViewBootRecovery implements MachineRecovery {
     }
     await writeFileAtomic(recordPath, JSON.stringify({ v: 1, machine, viewIds: [] } satisfies TestRecord) + '\n');
 
-    const at = req.atTime.toISOString();
     const boot = req.bootCheck ? { ...this.o.boot?.replica } : undefined;
-    await req.progress(`opening writable views of ${machine} at the newest point at or before ${at}${boot ? ' and booting its replica' : ''}`);
+    await req.progress(`opening writable views of ${machine} at ${at.label}${boot ? ' and booting its replica' : ''}`);
     let r: ApiTestFailover;
     try {
-      r = await api.testFailover(machine, at, boot, req.signal);
+      r = await api.testFailover(machine, at.machineAt, boot, req.signal);
     } catch (err) {
       const hint = (err as { hint?: string }).hint;
       throw new Error(`test failover at the master target failed: ${(err as Error).message}${hint ? ` (${hint})` : ''}`, { cause: err });
@@ -123,7 +125,7 @@ export class ViewBootRecovery implements MachineRecovery {
     if (!r.replica) throw new Error('the master target started no replica machine although a boot was asked for');
     const settings = this.o.boot ?? {};
     const timeoutSeconds = settings.timeoutSeconds ?? DEFAULT_BOOT_TIMEOUT_SECONDS;
-    const pattern = settings.consolePattern;
+    const pattern = req.consolePattern ?? settings.consolePattern;
     const wanted = pattern === undefined ? 'any console output' : `${pattern instanceof RegExp ? String(pattern) : JSON.stringify(pattern)} on the console`;
     await req.progress(`replica ${r.replica.name} started; waiting up to ${timeoutSeconds} s for ${wanted}`);
     const started = Date.now();

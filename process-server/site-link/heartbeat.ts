@@ -10,7 +10,7 @@
 import type { DiskReport, Heartbeat } from '../../core/control-plane/protocol.ts';
 import type { Streams } from '../streams.ts';
 import { diskStatus } from '../status.ts';
-import type { Assignments } from './assignments.ts';
+import type { Assignments } from '../../core/control-plane/assignments.ts';
 
 export function buildHeartbeat(assignments: Assignments, streams: Streams, nowMs: number, softwareVersion?: string): Heartbeat {
   const byName = new Map(streams.all().map((s) => [`${s.machine}/${s.disk}`, s]));

@@ -1,7 +1,8 @@
 /**
  * The process server's link to the control plane (docs/control-plane-api.md). It only calls
  * out: it long-polls its command queue and carries out `protection.enable` and
- * `protection.disable` (idempotently, remembering the assigned machines under `dir`), and
+ * `protection.disable` (idempotently, remembering the assigned machines under `dir`) and
+ * `bookmark.request` (handed to the agents through the bookmark book), and
  * sends a heartbeat with every assigned disk's metrics every `heartbeatIntervalMs`.
  *
  * @example
@@ -14,8 +15,10 @@ import { runCommandLoop, runEvery } from '../../core/control-plane/command-loop.
 import type { SiteCommand } from '../../core/control-plane/protocol.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Streams } from '../streams.ts';
-import { Assignments } from './assignments.ts';
+import { Assignments } from '../../core/control-plane/assignments.ts';
 import { buildHeartbeat } from './heartbeat.ts';
+import type { BookmarkBook } from '../bookmarks.ts';
+import { BookmarkRequests } from './bookmark-requests.ts';
 
 /** How often the process server reports its disks. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
@@ -26,6 +29,10 @@ export interface ProcessServerSiteLinkOptions {
   /** Where the assignments are kept. */
   readonly dir: string;
   readonly log: Logger;
+  /** Bookmark requests waiting for agents (the HTTP API's): `bookmark.request` commands go here. */
+  readonly bookmarks?: BookmarkBook;
+  /** How long an agent has to tag a bookmark. @default 300000 */
+  readonly bookmarkTimeoutMs?: number;
   /** The master target this process server ships to (it ships every stream there). */
   readonly masterTargetUrl?: string;
   /** @default 5000 */
@@ -51,6 +58,7 @@ export async function startProcessServerSiteLink(o: ProcessServerSiteLinkOptions
     await o.client.sendHeartbeat(buildHeartbeat(assignments, o.streams, Date.now(), o.softwareVersion), { signal: stop.signal });
   };
 
+  const bookmarks = o.bookmarks && new BookmarkRequests({ book: o.bookmarks, client: o.client, log, signal: stop.signal, timeoutMs: o.bookmarkTimeoutMs });
   const handle = async (cmd: SiteCommand): Promise<void> => {
     switch (cmd.type) {
       case 'protection.enable': {
@@ -70,6 +78,10 @@ export async function startProcessServerSiteLink(o: ProcessServerSiteLinkOptions
         log.info(was ? 'machine unassigned' : 'machine was not assigned', { machineId: cmd.machineId, commandId: cmd.id });
         return;
       }
+      case 'bookmark.request':
+        if (bookmarks) return bookmarks.handle(cmd);
+        log.warn('bookmark request ignored: this process server takes no bookmarks', { jobId: cmd.jobId, commandId: cmd.id });
+        return;
       default:
         log.warn('command not meant for a process server ignored', { type: cmd.type, commandId: cmd.id });
     }

@@ -13,7 +13,7 @@ import { silentLogger } from '../../core/log.ts';
 import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
 import { FailoverJobs } from '../../master-target/site-link/failover-jobs.ts';
 import type { BringUpRequest, MachineRecovery } from '../../master-target/site-link/recovery.ts';
-import { Assignments } from '../../process-server/site-link/assignments.ts';
+import { Assignments } from '../../core/control-plane/assignments.ts';
 import { agentAuthenticator } from '../../process-server/site-link/agent-auth.ts';
 
 let dir: string;

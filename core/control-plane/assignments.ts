@@ -1,12 +1,13 @@
 /**
- * The machines the control plane assigned to this process server (`protection.enable`), kept
- * in `assignments.json` (format version 1) so that heartbeats name the right machine and disk
- * ids after a restart. Applying the same command twice changes nothing.
+ * The machines the control plane assigned to a process server or master target
+ * (`protection.enable`), kept in `assignments.json` (format version 1) so that heartbeats and
+ * point reports name the right machine and disk ids after a restart. Applying the same
+ * command twice changes nothing.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../core/fsutil.ts';
-import type { MachineSpec, PolicySpec, ProtectionEnableCommand, ServerRef } from '../../core/control-plane/protocol.ts';
+import { writeFileAtomic } from '../fsutil.ts';
+import type { MachineSpec, PolicySpec, ProtectionEnableCommand, ServerRef } from './protocol.ts';
 
 export interface Assignment {
   machine: MachineSpec;
