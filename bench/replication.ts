@@ -44,6 +44,14 @@ async function changeBlocks(path: string, sizeBytes: number, fraction: number, s
   return n;
 }
 
+/** User + system CPU seconds a process has used so far (Linux /proc; clock ticks are 100 Hz). */
+async function cpuSeconds(pid: number | undefined): Promise<number> {
+  if (!pid) return NaN;
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -81,12 +89,15 @@ export async function replicationBench(): Promise<void> {
     await agent.waitFor(/initial sync done in ([\d.]+) s/, 600_000);
     await waitUntil('the first point', async () => ((await pointsCount()) >= 1 ? true : undefined), 120_000);
     const syncSeconds = (Date.now() - started) / 1000;
+    // CPU seconds per GiB for each process: a figure that noise from other work on the machine barely moves.
+    const cpu = await Promise.all([agent, ps, mt].map((p) => cpuSeconds(p.child.pid)));
 
     const rsyncStart = Date.now();
     execFileSync('rsync', ['--inplace', '--whole-file', src, mirror]);
     const rsyncFullSeconds = (Date.now() - rsyncStart) / 1000;
     rows.push(['initial sync, 1 GiB, no zero blocks (to first point)', `${syncSeconds.toFixed(2)} s = ${(sizeBytes / MiB / syncSeconds).toFixed(0)} MiB/s`,
       `rsync --whole-file ${rsyncFullSeconds.toFixed(2)} s`, (syncSeconds / rsyncFullSeconds).toFixed(2)]);
+    rows.push(['  CPU seconds used by agent / process server / master target', cpu.map((c) => c.toFixed(1)).join(' / '), '', '']);
 
     const ours: number[] = [];
     const theirs: number[] = [];
