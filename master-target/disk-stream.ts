@@ -18,6 +18,7 @@ import { PointIndex } from './points.ts';
 import { ImageFile, ZEROS } from './replica.ts';
 import { UndoIndex, type IndexedUndo } from './undo-index.ts';
 import { collectUndo, type UndoPlan } from './undo.ts';
+import type { WrittenMap } from './written-map.ts';
 
 /** Segment size and age limits (docs/journal-format.md), and a hook run after each rollover. */
 export interface SegmentLimits {
@@ -97,6 +98,11 @@ export class DiskStream implements PointSource {
 
   get diskBytes(): number {
     return this.journal.diskBytes;
+  }
+
+  /** Replica blocks that may hold data (see WrittenMap). */
+  get written(): WrittenMap {
+    return this.journal.written;
   }
 
   /** Oldest seq a point may have: the one before the oldest retained undo record. */

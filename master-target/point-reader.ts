@@ -10,6 +10,7 @@ import type { JournalPin } from './journal.ts';
 import { ITEM_CHECKSUM_BYTES, UNDO_PAYLOAD_AT, UndoEncoding } from './journal-segment.ts';
 import type { ImageFile } from './replica.ts';
 import type { UndoIndex, UndoPiece } from './undo-index.ts';
+import type { WrittenMap } from './written-map.ts';
 
 /** Reads at most this long use a synchronous call (cheaper than the thread pool when cached). */
 const SYNC_READ_BYTES = 128 * 1024;
@@ -22,6 +23,8 @@ export interface PointSource {
   readonly index: UndoIndex;
   /** Odd while an uncommitted entry is being rolled back; changes when a rollback starts and ends. */
   readonly rollbackEpoch: number;
+  /** Replica blocks that may ever have held data since the replica was created (only grows). */
+  readonly written: WrittenMap;
   /** The file of the segment whose first seq is `firstSeq`. */
   segmentPath(firstSeq: number): string;
 }
@@ -85,6 +88,17 @@ export class PointInTimeReader {
       if (Date.now() > giveUpAt) throw new Error(`point-in-time read at seq ${this.seq} waited too long for a rollback to finish`);
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
+  }
+
+  /**
+   * The parts of `[offset, offset + length)` that may hold non-zero bytes at the point, as
+   * merged ranges in ascending order; every other byte is zero. A block never written since
+   * the replica was created is zero at every point: any record that wrote it marked it first,
+   * and its undo items cover it only where it was marked.
+   */
+  dataRanges(offset: number, length: number): Array<[start: number, end: number]> {
+    const end = Math.min(offset + length, this.sizeBytes);
+    return end > offset ? this.source.written.writtenRanges(offset, end - offset) : [];
   }
 
   private async layBack(out: Buffer, offset: number, pieces: UndoPiece[]): Promise<void> {

@@ -3,7 +3,7 @@
  * incompressible writes, each batch durable before the next, beside `fio` writing the same
  * pattern to a plain file with an fsync per batch.
  *
- * Usage: node --import tsx bench/master-target/apply.ts [--mib N] [--rounds N]
+ * Usage: node --import tsx bench/master-target/apply.ts [--mib N] [--rounds N] [--only initial|overwrite|small]
  */
 import { seededRandom } from '../../core/seeded-random.ts';
 import { execFileSync } from 'node:child_process';
@@ -90,17 +90,17 @@ function median(xs: number[]): number {
 }
 
 export async function applyBench(argv = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '3' } }, allowPositionals: true });
+  const { values } = parseArgs({ args: argv, options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' } }, allowPositionals: true });
   const mib = Number(values.mib);
   const rounds = Number(values.rounds);
   await loadHashing();
   const rows: string[][] = [];
   const cases = [
-    { name: '64 KiB random, fresh replica (initial sync)', writeBytes: 64 * 1024, prefill: false },
-    { name: '64 KiB random, written replica (overwrite)', writeBytes: 64 * 1024, prefill: true },
-    { name: '4 KiB random, written replica (overwrite)', writeBytes: 4096, prefill: true },
+    { name: '64 KiB random, fresh replica (initial sync)', writeBytes: 64 * 1024, prefill: false, key: 'initial' },
+    { name: '64 KiB random, written replica (overwrite)', writeBytes: 64 * 1024, prefill: true, key: 'overwrite' },
+    { name: '4 KiB random, written replica (overwrite)', writeBytes: 4096, prefill: true, key: 'small' },
   ];
-  for (const c of cases) {
+  for (const c of cases.filter((x) => !values.only || x.key === values.only)) {
     const results: number[] = [];
     const peers: number[] = [];
     for (let round = 0; round < rounds; round++) {

@@ -1,23 +1,35 @@
 /**
- * Materialising a point-in-time reader into a new disk image: raw, written in large chunks
- * with reads ahead of the writes and all-zero chunks left as holes; or qcow2, through
- * `qemu-img convert` from a temporary raw image. The image appears only when complete
- * (temporary name, fsync, rename).
+ * Materialising a point-in-time reader into a new disk image: raw, or qcow2 through
+ * `qemu-img convert` from a temporary raw image. Blocks never written are left as holes
+ * without being read; the rest is read in large chunks, several in flight, from reused
+ * buffers, and only its non-zero blocks are written. The image appears only when complete
+ * (temporary name, fdatasync, rename).
  */
 import { execFile } from 'node:child_process';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TidemarkError } from '../../core/errors.ts';
 import { syncDir } from '../../core/fsutil.ts';
-import type { PointInTimeReader } from '../point-reader.ts';
 import { isAllZero } from '../replica.ts';
 
 export type ImageFormat = 'raw' | 'qcow2';
 
 /** Bytes read per chunk. */
 export const MATERIALISE_CHUNK_BYTES = 8 * 1024 * 1024;
-/** Chunks read ahead of the one being written. */
-const READS_AHEAD = 3;
+/** Chunks being read or written at once (libuv runs four file calls at a time). */
+const CHUNKS_IN_FLIGHT = 4;
+/** Zero detection granularity: a zero block inside a chunk stays a hole. */
+const HOLE_BYTES = 64 * 1024;
+/** Written bytes after which a background fdatasync starts, so that the last one has little left to flush. */
+const SYNC_EVERY_BYTES = 512 * 1024 * 1024;
+
+/** What materialising needs of a point-in-time reader. */
+export interface MaterialiseSource {
+  readonly sizeBytes: number;
+  readInto(out: Buffer, offset: number): Promise<void>;
+  /** The parts of a range that may hold data (ascending, merged); without it everything is read. */
+  dataRanges?(offset: number, length: number): Array<[start: number, end: number]>;
+}
 
 export interface MaterialiseProgress {
   doneBytes: number;
@@ -39,24 +51,39 @@ export interface MaterialiseResult {
   sizeBytes: number;
   /** Bytes actually written (the rest are holes). */
   writtenBytes: number;
+  /** Bytes read from the reader (the rest were known to be zero). */
+  readBytes: number;
   seconds: number;
 }
 
 /** `qemu-img` failed or is missing. */
 export class MaterialiseError extends TidemarkError {}
 
-/** Writes the disk `reader` shows to `path` (which must not be in use). */
-export async function materialise(reader: Pick<PointInTimeReader, 'sizeBytes' | 'read'>, path: string, opts: MaterialiseOptions = {}): Promise<MaterialiseResult> {
+/**
+ * Writes the disk `reader` shows to `path` (which must not be in use).
+ *
+ * @example
+ * const reader = stream.openReader(seq);
+ * try {
+ *   await materialise(reader, '/srv/images/web-01.img', { onProgress: (p) => console.log(p.doneBytes) });
+ * } finally {
+ *   await reader.close();
+ * }
+ */
+export async function materialise(reader: MaterialiseSource, path: string, opts: MaterialiseOptions = {}): Promise<MaterialiseResult> {
   const started = performance.now();
   const format = opts.format ?? 'raw';
   const rawPath = format === 'raw' ? `${path}.tmp-${process.pid}` : `${path}.raw.tmp-${process.pid}`;
-  let writtenBytes: number;
+  let counts: { writtenBytes: number; readBytes: number };
   try {
-    writtenBytes = await writeRaw(reader, rawPath, started, opts);
+    // The raw image of a qcow2 conversion is thrown away: it needs no sync.
+    counts = await writeRaw(reader, rawPath, started, format === 'raw', opts);
     if (format === 'qcow2') {
       const tmp = `${path}.tmp-${process.pid}`;
       try {
         await qemuImgConvert(opts.qemuImgPath ?? 'qemu-img', rawPath, tmp, opts.signal);
+        // qemu-img convert does not flush its output: sync it before it gets its name.
+        await syncFile(tmp);
         await rename(tmp, path);
       } catch (err) {
         await unlink(tmp).catch(() => undefined);
@@ -72,50 +99,129 @@ export async function materialise(reader: Pick<PointInTimeReader, 'sizeBytes' | 
     throw err;
   }
   await syncDir(dirname(path));
-  return { path, format, sizeBytes: reader.sizeBytes, writtenBytes, seconds: (performance.now() - started) / 1000 };
+  return { path, format, sizeBytes: reader.sizeBytes, ...counts, seconds: (performance.now() - started) / 1000 };
 }
 
-async function writeRaw(reader: Pick<PointInTimeReader, 'sizeBytes' | 'read'>, path: string, started: number, opts: MaterialiseOptions): Promise<number> {
+async function writeRaw(reader: MaterialiseSource, path: string, started: number, durable: boolean, opts: MaterialiseOptions): Promise<{ writtenBytes: number; readBytes: number }> {
   const total = reader.sizeBytes;
   const fh = await open(path, 'wx', 0o600);
-  let written = 0;
+  let writtenBytes = 0;
+  let readBytes = 0;
+  let doneBytes = 0;
+  let reportedAt = performance.now();
+  const syncer = new BackgroundSync(fh);
+  const progress = () => {
+    const now = performance.now();
+    if (opts.onProgress && now - reportedAt >= 1000) {
+      reportedAt = now;
+      opts.onProgress({ doneBytes, totalBytes: total, seconds: (now - started) / 1000 });
+    }
+  };
   try {
+    // The file gets its size first: everything not written below stays a hole.
+    await fh.truncate(total);
     let next = 0;
-    const queue: Array<Promise<Buffer>> = [];
-    const fill = () => {
-      while (queue.length < READS_AHEAD && next < total) {
-        const n = Math.min(MATERIALISE_CHUNK_BYTES, total - next);
-        const p = reader.read(next, n);
-        p.catch(() => undefined);
-        queue.push(p);
+    let failed = false;
+    const worker = async () => {
+      const buf = Buffer.allocUnsafe(Math.min(MATERIALISE_CHUNK_BYTES, Math.max(total, 1)));
+      while (next < total && !failed) {
+        opts.signal?.throwIfAborted();
+        const at = next;
+        const n = Math.min(MATERIALISE_CHUNK_BYTES, total - at);
         next += n;
+        const ranges = reader.dataRanges ? reader.dataRanges(at, n) : [[at, at + n] as [number, number]];
+        for (const [s, t] of ranges) {
+          const piece = buf.subarray(s - at, t - at);
+          await reader.readInto(piece, s);
+          readBytes += piece.length;
+          for (const [ws, wt] of nonZeroRuns(piece)) {
+            await writeAll(fh, piece.subarray(ws, wt), s + ws);
+            writtenBytes += wt - ws;
+            if (durable) syncer.wrote(wt - ws);
+          }
+        }
+        doneBytes += n;
+        progress();
       }
     };
-    let at = 0;
-    let reportedAt = performance.now();
-    fill();
-    while (queue.length) {
-      opts.signal?.throwIfAborted();
-      const chunk = await queue.shift()!;
-      fill();
-      if (!isAllZero(chunk)) {
-        for (let done = 0; done < chunk.length; ) done += (await fh.write(chunk, done, chunk.length - done, at + done)).bytesWritten;
-        written += chunk.length;
-      }
-      at += chunk.length;
-      const now = performance.now();
-      if (opts.onProgress && now - reportedAt >= 1000) {
-        reportedAt = now;
-        opts.onProgress({ doneBytes: at, totalBytes: total, seconds: (now - started) / 1000 });
-      }
-    }
-    await fh.truncate(total);
-    await fh.sync();
+    // Every worker stops before the file is closed, the first failure is the one reported.
+    const results = await Promise.allSettled(Array.from({ length: CHUNKS_IN_FLIGHT }, () => worker().catch((err: unknown) => {
+      failed = true;
+      throw err;
+    })));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    if (durable) await syncer.finish();
   } finally {
+    await syncer.settle();
     await fh.close();
   }
   opts.onProgress?.({ doneBytes: total, totalBytes: total, seconds: (performance.now() - started) / 1000 });
-  return written;
+  return { writtenBytes, readBytes };
+}
+
+/** The runs of `buf` made of blocks that are not all zero, as [start, end) offsets in `buf`. */
+function nonZeroRuns(buf: Buffer): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let at = 0; at < buf.length; at += HOLE_BYTES) {
+    const end = Math.min(buf.length, at + HOLE_BYTES);
+    if (isAllZero(buf.subarray(at, end))) continue;
+    const prev = out.at(-1);
+    if (prev && prev[1] === at) prev[1] = end;
+    else out.push([at, end]);
+  }
+  return out;
+}
+
+async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length; ) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`write wrote nothing at byte ${position + done}`);
+    done += bytesWritten;
+  }
+}
+
+/**
+ * fdatasyncs a file being written every SYNC_EVERY_BYTES in the background, so that the final
+ * sync does not flush the whole image at once while nothing else happens.
+ */
+class BackgroundSync {
+  private pendingBytes = 0;
+  private running?: Promise<void>;
+  private failed?: unknown;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  wrote(bytes: number): void {
+    this.pendingBytes += bytes;
+    if (this.pendingBytes < SYNC_EVERY_BYTES || this.running) return;
+    this.pendingBytes = 0;
+    this.running = this.fh
+      .datasync()
+      .catch((err: unknown) => void (this.failed = err))
+      .finally(() => (this.running = undefined));
+  }
+
+  /** The last sync: everything written is on stable storage when it returns. */
+  async finish(): Promise<void> {
+    await this.running;
+    if (this.failed) throw this.failed;
+    await this.fh.datasync();
+  }
+
+  /** Waits for a sync still running (before the file is closed). */
+  async settle(): Promise<void> {
+    await this.running;
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r+');
+  try {
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
 }
 
 function qemuImgConvert(qemuImg: string, from: string, to: string, signal?: AbortSignal): Promise<void> {

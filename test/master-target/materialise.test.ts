@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadHashing } from '../../core/hash.ts';
+import { silentLogger } from '../../core/log.ts';
+import { encodeFrame, FrameFlag, RecordType } from '../../core/wire/frame.ts';
+import { prepareBatch } from '../../master-target/batch.ts';
+import { DiskStream } from '../../master-target/disk-stream.ts';
+import { materialise, type MaterialiseProgress } from '../../master-target/views/materialise.ts';
+import { generateBatches, referenceHash, sha256, tempDir } from './support.ts';
+
+const MiB = 1024 * 1024;
+
+function hasQemuImg(): boolean {
+  try {
+    execFileSync('qemu-img', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+before(loadHashing);
+
+describe('materialise', () => {
+  let dir: { path: string; remove(): Promise<void> };
+  let stream: DiskStream;
+  const batches = generateBatches({ seed: 31, batches: 40, diskBytes: 24 * MiB, growToBytes: 40 * MiB, maxRecords: 10, maxWriteBytes: 3 * MiB });
+  const hashAt = (seq: number) => referenceHash(batches, seq, 40 * MiB);
+
+  before(async () => {
+    dir = await tempDir('materialise');
+    stream = await DiskStream.open(join(dir.path, 'stream'), 'm1', 'disk0', { segmentBytes: 4 * MiB, segmentMaxAgeMs: 3600_000 }, silentLogger);
+    for (const b of batches) assert.equal((await stream.apply(prepareBatch(encodeFrame(b)))).status, 'applied');
+  });
+  after(async () => {
+    await stream.close();
+    await dir.remove();
+  });
+
+  it('writes the disk at every sampled point byte for byte, with progress to the end', async () => {
+    const last = stream.nextSeq - 1;
+    for (const seq of [0, 1, Math.floor(last / 3), Math.floor(last / 2), last - 1, last]) {
+      const reader = stream.openReader(seq);
+      const seen: MaterialiseProgress[] = [];
+      try {
+        const out = join(dir.path, `p${seq}.img`);
+        const r = await materialise(reader, out, { onProgress: (p) => seen.push(p) });
+        assert.equal(sha256(await readFile(out)), hashAt(seq), `image at seq ${seq}`);
+        assert.equal(r.sizeBytes, reader.sizeBytes);
+        assert.equal(seen.at(-1)?.doneBytes, reader.sizeBytes);
+      } finally {
+        await reader.close();
+      }
+    }
+  });
+
+  it('leaves never-written blocks as holes without reading them, and zero blocks as holes', async () => {
+    const d = await tempDir('materialise-sparse');
+    const s = await DiskStream.open(join(d.path, 'stream'), 'm1', 'disk0', { segmentBytes: 64 * MiB, segmentMaxAgeMs: 3600_000 }, silentLogger);
+    try {
+      const diskBytes = 256 * MiB;
+      const data = Buffer.alloc(MiB, 7);
+      const frame = encodeFrame({
+        machine: 'm1',
+        disk: 'disk0',
+        firstSeq: 1,
+        timeMs: Date.now(),
+        diskBytes,
+        flags: FrameFlag.ORDERED,
+        records: [
+          { type: RecordType.WRITE, offset: 3 * MiB, data },
+          { type: RecordType.WRITE, offset: 100 * MiB, data: Buffer.alloc(2 * MiB) },
+          { type: RecordType.WRITE, offset: 200 * MiB + 4096, data },
+        ],
+      });
+      await s.apply(prepareBatch(frame));
+      const reader = s.openReader(3);
+      try {
+        const out = join(d.path, 'sparse.img');
+        const r = await materialise(reader, out);
+        assert.ok(r.readBytes <= 5 * MiB, `read ${r.readBytes} bytes of a disk with 4 MiB in written blocks`);
+        assert.equal(r.writtenBytes, 2 * MiB + 64 * 1024, 'only the non-zero 64 KiB blocks are written');
+        const st = await stat(out);
+        assert.equal(st.size, diskBytes);
+        assert.ok(st.blocks * 512 <= 4 * MiB, `allocated ${st.blocks * 512} bytes`);
+        const img = await readFile(out);
+        assert.ok(img.subarray(3 * MiB, 4 * MiB).equals(data));
+        assert.ok(img.subarray(200 * MiB + 4096, 201 * MiB + 4096).equals(data));
+        assert.equal(img.subarray(0, 3 * MiB).some((b) => b !== 0), false);
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await s.close();
+      await d.remove();
+    }
+  });
+
+  it('writes qcow2 through qemu-img, equal to the raw image', { skip: hasQemuImg() ? false : 'qemu-img not installed' }, async () => {
+    const seq = Math.floor((stream.nextSeq - 1) / 2);
+    const reader = stream.openReader(seq);
+    try {
+      const out = join(dir.path, 'half.qcow2');
+      const r = await materialise(reader, out, { format: 'qcow2' });
+      assert.equal(r.format, 'qcow2');
+      const raw = join(dir.path, 'half-back.img');
+      execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', out, raw]);
+      assert.equal(sha256(await readFile(raw)), hashAt(seq));
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('leaves no file behind when the reader fails', async () => {
+    const reader = stream.openReader(stream.nextSeq - 1);
+    await reader.close();
+    const out = join(dir.path, 'closed.img');
+    await assert.rejects(materialise(reader, out), /closed/);
+    await assert.rejects(stat(out), { code: 'ENOENT' });
+    await assert.rejects(stat(`${out}.tmp-${process.pid}`), { code: 'ENOENT' });
+  });
+});
