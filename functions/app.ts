@@ -9,6 +9,7 @@
  */
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
+import { registerCertificateRoutes } from './api/certificate-routes.ts';
 import { registerConsoleRoutes } from './api/console-routes.ts';
 import { registerFleetRoutes } from './api/fleet-routes.ts';
 import { registerJobRoutes } from './api/job-routes.ts';
@@ -45,6 +46,7 @@ export function createApp(deps: ControlPlaneDeps): OpenAPIHono<AppEnv> {
 
   api.get('/health', (c) => c.json({ ok: true }));
   registerVaultRoutes(api, ctx);
+  registerCertificateRoutes(api, ctx);
   registerFleetRoutes(api, ctx);
   registerPlanRoutes(api, ctx);
   registerJobRoutes(api, ctx);

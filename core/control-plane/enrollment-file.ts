@@ -1,7 +1,8 @@
 /**
  * A component's enrollment kept on disk (mode 0600) so that it enrolls once: the control
  * plane's URL, the credential and the ids it was given. Format version 1:
- * `{ "v": 1, "controlPlaneUrl", "name", "credential", "vaultId", "siteId", "role", "serverId"?, "machineId"?, "disks"? }`.
+ * `{ "v": 1, "controlPlaneUrl", "name", "credential", "vaultId", "siteId", "role", "serverId"?, "machineId"?, "disks"?, "certificate"?, "caCertificate"? }`;
+ * the key of the certificate is `enrollment-key.pem` beside it (0600).
  *
  * @example
  *   const e = await enrollOnce(join(dataDir, 'enrollment.json'), url, () => ({ registrationKey: key, role: 'process-server', name: 'ps1', siteName: 'primary', url: myUrl }));
@@ -12,6 +13,8 @@ import { UsageError } from '../errors.ts';
 import { writeFileAtomic } from '../fsutil.ts';
 import { enroll } from './client.ts';
 import type { EnrollRequest, EnrollResponse } from './protocol.ts';
+import { createCsr, generateKeyPair } from '../tls/x509.ts';
+import { enrollmentKeyPath } from '../tls/tls-identity.ts';
 
 export const ENROLLMENT_FILE_VERSION = 1;
 
@@ -62,7 +65,11 @@ export async function enrollOnce(
     return { enrollment: have, enrolledNow: false };
   }
   const req = request();
-  const answer = await enroll(controlPlaneUrl, req, options);
+  // The key never leaves this machine: it is kept beside the enrollment (0600) before the
+  // request for its certificate is sent.
+  const keys = await generateKeyPair();
+  await writeFileAtomic(enrollmentKeyPath(path), keys.privateKeyPem);
+  const answer = await enroll(controlPlaneUrl, { ...req, csr: await createCsr(keys, req.name) }, options);
   const enrollment: StoredEnrollment = { v: 1, controlPlaneUrl, name: req.name, ...answer };
   await saveEnrollment(path, enrollment);
   return { enrollment, enrolledNow: true };

@@ -29,6 +29,8 @@ export const EnrollRequest = z.object({
   hostname: z.string().max(253).optional(),
   os: z.string().max(128).optional(),
   disks: z.array(z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/), sizeBytes: z.number().int().nonnegative() })).max(64).optional(),
+  /** A PKCS#10 request (PEM, ECDSA P-256) for the component's certificate (docs/security.md). */
+  csr: z.string().max(8192).optional(),
 });
 export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
@@ -43,6 +45,9 @@ export interface EnrollResponse {
   /** Agents. */
   machineId?: string;
   disks?: { id: string; name: string; sizeBytes: number }[];
+  /** With a `csr`: the component's certificate and the vault CA's (PEM), docs/security.md. */
+  certificate?: string;
+  caCertificate?: string;
 }
 
 export const RecoveryPointRef = z.object({

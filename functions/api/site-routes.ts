@@ -23,6 +23,8 @@ const EnrollResponse = z.object({
   credential: z.string().describe('bearer credential of this component, shown once'),
   serverId: z.string().optional(), machineId: z.string().optional(),
   disks: z.array(z.object({ id: z.string(), name: z.string(), sizeBytes: z.number() })).optional(),
+  certificate: z.string().optional().describe("with a csr: this component's certificate (PEM), signed by the vault's CA"),
+  caCertificate: z.string().optional().describe("with a csr: the vault CA's certificate (PEM), the only one to trust"),
 }).openapi('EnrollResponse');
 const PolledCommands = z.object({
   commands: z.array(z.object({

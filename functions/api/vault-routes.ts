@@ -13,6 +13,7 @@ import { bearer, errorResponses, jsonBody, jsonResponse, listOf, pathParams } fr
 const OperatorTokenView = z.object({ id: idOf('operatorToken'), name: z.string(), role: Role, createdAt: z.string() }).openapi('OperatorToken');
 const RegistrationKeyView = z.object({
   id: idOf('registrationKey'), vaultId: idOf('vault'), createdAt: z.string(), expiresAt: z.string(), revoked: z.boolean(),
+  maxUses: z.number().int().nullable().optional(), uses: z.number().int().optional(),
 }).openapi('RegistrationKey');
 const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
 
@@ -75,7 +76,10 @@ export function registerVaultRoutes(app: OpenAPIHono<AppEnv>, ctx: Context): voi
       summary: 'create a registration key (admin)',
       request: {
         params: pathParams('vaultId'),
-        body: jsonBody(z.object({ ttlSeconds: z.number().int().min(60).max(MAX_REGISTRATION_KEY_TTL_SECONDS).optional() })),
+        body: jsonBody(z.object({
+          ttlSeconds: z.number().int().min(60).max(MAX_REGISTRATION_KEY_TTL_SECONDS).optional(),
+          maxUses: z.number().int().min(1).max(100_000).optional().describe('enrollments allowed (default: any number until it expires)'),
+        })),
       },
       responses: { 201: jsonResponse(RegistrationKeyView.extend({ key: z.string().describe('shown once') }), 'the key'), ...errorResponses },
     }),

@@ -22,6 +22,7 @@ export const ID_PREFIX = {
   alert: 'alr',
   audit: 'aud',
   command: 'cmd',
+  certificate: 'crt',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIX;

@@ -19,6 +19,8 @@ export const keys = {
   items: (vaultId: string, collection: Collection) => `v1/vault-data/${vaultId}/${collection}/`,
   registrationKey: (id: string) => checkObjectKey(`v1/registration-keys/${id}.json`),
   credential: (id: string) => checkObjectKey(`v1/credentials/${id}.json`),
+  /** The vault's certificate authority, its private key included (docs/security.md). */
+  vaultCa: (vaultId: string) => checkObjectKey(`v1/vault-ca/${vaultId}.json`),
   operatorToken: (id: string) => checkObjectKey(`v1/operator-tokens/${id}.json`),
   operatorTokens: () => 'v1/operator-tokens/',
   /** Audit entries sort by time: 13-digit epoch milliseconds, then the entry id. */

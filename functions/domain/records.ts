@@ -36,6 +36,10 @@ export const RegistrationKey = z.object({
   createdAt: time,
   expiresAt: time,
   revoked: z.boolean(),
+  /** How many enrollments the key allows (null or absent: any number until it expires). */
+  maxUses: z.number().int().positive().nullable().optional(),
+  /** Enrollments made with it so far. */
+  uses: z.number().int().nonnegative().optional(),
 });
 export type RegistrationKey = z.infer<typeof RegistrationKey>;
 

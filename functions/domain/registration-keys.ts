@@ -26,7 +26,7 @@ export async function createRegistrationKey(
   ctx: Context,
   actor: Actor,
   vaultId: string,
-  input: { ttlSeconds?: number },
+  input: { ttlSeconds?: number; maxUses?: number },
 ): Promise<RegistrationKeyView & { key: string }> {
   await getVault(ctx, vaultId);
   const ttl = input.ttlSeconds ?? ctx.settings.registrationKeyTtlSeconds;
@@ -37,7 +37,7 @@ export async function createRegistrationKey(
   const secret = issueSecret(id);
   const record: RegistrationKey = {
     id, vaultId, secretSha256: secret.secretSha256, createdAt: nowIso(ctx),
-    expiresAt: new Date(ctx.now() + ttl * 1000).toISOString(), revoked: false,
+    expiresAt: new Date(ctx.now() + ttl * 1000).toISOString(), revoked: false, maxUses: input.maxUses ?? null, uses: 0,
   };
   await ctx.repo.create(keys.registrationKey(id), record);
   await recordAudit(ctx, actor, 'registration-key.create', { vaultId, targetId: id, detail: { expiresAt: record.expiresAt } });
@@ -58,14 +58,25 @@ export async function revokeRegistrationKey(ctx: Context, actor: Actor, vaultId:
   return view(r.after);
 }
 
-/** The key a presented token names, if it is valid now; otherwise UnauthenticatedError. */
+/**
+ * The key a presented token names, if it may enroll one more component now (its use is
+ * counted); otherwise UnauthenticatedError saying why: unknown, revoked, expired or used up.
+ */
 export async function redeemRegistrationKey(ctx: Context, token: string): Promise<RegistrationKey> {
-  const refused = new UnauthenticatedError('registration key is unknown, expired or revoked', {
-    hint: 'create a new registration key in the vault and use it before it expires',
-  });
+  const hint = 'create a new registration key in the vault and use it before it expires';
   const parsed = parseToken(token);
-  if (!parsed || !isId('registrationKey', parsed.id)) throw refused;
+  const unknown = new UnauthenticatedError('registration key is unknown', { hint });
+  if (!parsed || !isId('registrationKey', parsed.id)) throw unknown;
   const k = await ctx.repo.get(keys.registrationKey(parsed.id), RegistrationKey);
-  if (!k || k.revoked || Date.parse(k.expiresAt) <= ctx.now() || !secretMatches(parsed.secret, k.secretSha256)) throw refused;
-  return k;
+  // Only a holder of the secret learns why a known key is refused.
+  if (!k || !secretMatches(parsed.secret, k.secretSha256)) throw unknown;
+  if (k.revoked) throw new UnauthenticatedError(`registration key ${k.id} was revoked`, { hint });
+  if (Date.parse(k.expiresAt) <= ctx.now()) throw new UnauthenticatedError(`registration key ${k.id} expired at ${k.expiresAt}`, { hint });
+  const usedUp = (r: RegistrationKey) => new UnauthenticatedError(`registration key ${k.id} is used up (${r.uses ?? 0} of ${r.maxUses} enrollments)`, { hint });
+  const r = await ctx.repo.update(keys.registrationKey(k.id), RegistrationKey, (cur) => {
+    if (cur.maxUses && (cur.uses ?? 0) >= cur.maxUses) throw usedUp(cur);
+    return { ...cur, uses: (cur.uses ?? 0) + 1 };
+  });
+  if (!r) throw unknown;
+  return r.after;
 }

@@ -15,6 +15,8 @@ export interface TestControlPlane {
   readonly ctx: Context;
   readonly adminToken: string;
   readonly clock: { ms: number };
+  /** Where the embedded store lives. */
+  readonly dataDir: string;
   /** JSON request; returns status and parsed body. */
   call(method: string, path: string, body?: unknown, token?: string | null): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
@@ -28,7 +30,7 @@ export async function startTestControlPlane(): Promise<TestControlPlane> {
   const app = createApp(deps);
   const { token: adminToken } = await createOperatorToken(ctx, null, { name: 'test admin', role: 'admin' });
   return {
-    app, ctx, adminToken, clock,
+    app, ctx, adminToken, clock, dataDir,
     async call(method, path, body, token = adminToken) {
       const headers: Record<string, string> = {};
       if (token) headers.authorization = `Bearer ${token}`;

@@ -1,0 +1,60 @@
+/**
+ * A component's TLS identity: its key, its certificate and the one CA it trusts (its vault's).
+ * Enrolled components keep the key beside their enrollment file (`enrollment-key.pem`, mode
+ * 0600) and the two certificates in it; an operator's identity is a folder of `key.pem`,
+ * `cert.pem` and `ca.pem` (docs/security.md).
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { UsageError } from '../errors.ts';
+import { writeFileAtomic } from '../fsutil.ts';
+
+export interface TlsIdentity {
+  /** PEM of the vault CA: the only certificate trusted for peers. */
+  readonly ca: string;
+  /** PEM of this component's certificate. */
+  readonly cert: string;
+  /** PKCS#8 PEM of its private key. */
+  readonly key: string;
+}
+
+export const ENROLLMENT_KEY_FILE = 'enrollment-key.pem';
+
+/** Where the key of the enrollment kept in `enrollmentPath` lives. */
+export function enrollmentKeyPath(enrollmentPath: string): string {
+  return join(dirname(enrollmentPath), ENROLLMENT_KEY_FILE);
+}
+
+/** The identity of an enrollment, or undefined when it has no certificate (enrolled before certificates). */
+export async function identityOfEnrollment(
+  enrollmentPath: string,
+  e: { certificate?: string; caCertificate?: string },
+): Promise<TlsIdentity | undefined> {
+  if (!e.certificate || !e.caCertificate) return undefined;
+  const keyPath = enrollmentKeyPath(enrollmentPath);
+  const key = await readFile(keyPath, 'utf8').catch((cause: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot read the key of ${enrollmentPath} at ${keyPath} (${cause.code ?? cause.message})`, { cause, hint: 'move the enrollment file away and enroll again' });
+  });
+  return { ca: e.caCertificate, cert: e.certificate, key };
+}
+
+export const IDENTITY_FILES = { ca: 'ca.pem', cert: 'cert.pem', key: 'key.pem' } as const;
+
+/** Writes an identity folder (every file 0600). */
+export async function saveIdentityDir(dir: string, id: TlsIdentity): Promise<void> {
+  await writeFileAtomic(join(dir, IDENTITY_FILES.key), id.key);
+  await writeFileAtomic(join(dir, IDENTITY_FILES.cert), id.cert);
+  await writeFileAtomic(join(dir, IDENTITY_FILES.ca), id.ca);
+}
+
+/** Reads an identity folder; undefined if it has none of the files. */
+export async function loadIdentityDir(dir: string): Promise<TlsIdentity | undefined> {
+  const read = (f: string) => readFile(join(dir, f), 'utf8').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
+  const [ca, cert, key] = await Promise.all([read(IDENTITY_FILES.ca), read(IDENTITY_FILES.cert), read(IDENTITY_FILES.key)]);
+  if (ca === undefined && cert === undefined && key === undefined) return undefined;
+  if (!ca || !cert || !key) throw new UsageError(`${dir} lacks one of ca.pem, cert.pem and key.pem`, { hint: 'give a folder that holds all three' });
+  return { ca, cert, key };
+}
