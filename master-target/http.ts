@@ -14,6 +14,7 @@ import { MAX_FRAME_BYTES } from '../core/wire/frame.ts';
 import { prepareBatch } from './batch.ts';
 import { NoSpaceError, PointOutOfRangeError, StreamUnavailableError, type DiskStream } from './disk-stream.ts';
 import { imageStream, sendImage } from './export.ts';
+import { parseBlockRange, replicaBlockHashes } from './block-hashes.ts';
 import type { Retainer } from './retention.ts';
 import { thin, type TierPolicy } from './retention-tiers.ts';
 import { pointsSummary } from './points-summary.ts';
@@ -134,6 +135,11 @@ export function createApp(deps: AppDeps): Hono {
       return RESPONSE_ALREADY_SENT;
     }
     return new Response(imageStream(reader), { status: 200, headers });
+  });
+
+  app.get('/v1/machines/:machine/disks/:disk/block-hashes', async (c) => {
+    const { first, count } = parseBlockRange(c.req.query('first'), c.req.query('count'));
+    return c.json(await replicaBlockHashes(streamOf(c), first, count));
   });
 
   const now = deps.now ?? Date.now;

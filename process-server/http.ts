@@ -12,6 +12,7 @@ import type { Logger } from '../core/log.ts';
 import type { Streams } from './streams.ts';
 import type { BookmarkBook } from './bookmarks.ts';
 import { diskStatus } from './status.ts';
+import { blockHashesFor } from './block-hashes.ts';
 import { AgentVerificationUnavailableError, type AgentAuthenticator } from './site-link/agent-auth.ts';
 
 export interface ProcessServerAppOptions {
@@ -118,6 +119,11 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
     }
     const { status, ...answer } = r;
     return c.json(answer, status);
+  });
+
+  app.get('/v1/streams/:machine/:disk/block-hashes', async (c) => {
+    const r = await blockHashesFor(await o.streams.get(c.req.param('machine'), c.req.param('disk')), c.req.query());
+    return c.json(r.body, r.status);
   });
 
   app.post('/v1/agents/:machine/heartbeat', async (c) => {

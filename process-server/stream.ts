@@ -55,7 +55,7 @@ export class Stream {
     readonly disk: string,
     readonly dir: string,
     readonly spool: StreamSpool,
-    private readonly mt: MasterTargetLink,
+    readonly mt: MasterTargetLink,
     private readonly log: Logger,
   ) {}
 
