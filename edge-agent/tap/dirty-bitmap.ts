@@ -103,6 +103,33 @@ export class DirtyBitmap {
     return out;
   }
 
+  /** Up to `limit` dirty blocks in `first`..`end - 1`, lowest first. */
+  takeIn(first: number, end: number, limit: number): number[] {
+    const out: number[] = [];
+    const stop = Math.min(end, this.blockCount);
+    for (let b = Math.max(0, first); b < stop && out.length < limit; b++) {
+      const byte = this.bits[b >> 3];
+      if (byte === 0) {
+        b |= 7;
+        continue;
+      }
+      if (byte & (1 << (b & 7))) out.push(b);
+    }
+    return out;
+  }
+
+  /** The first dirty block at or after `from`, or -1. */
+  nextDirty(from: number): number {
+    for (let b = Math.max(0, from); b < this.blockCount; b++) {
+      if (this.bits[b >> 3] === 0) {
+        b |= 7;
+        continue;
+      }
+      if (this.isDirty(b)) return b;
+    }
+    return -1;
+  }
+
   private persist(loByte: number, hiByte: number): void {
     writeSync(this.fd, this.bits, loByte, hiByte - loByte + 1, HEADER_BYTES + loByte);
     fdatasyncSync(this.fd);

@@ -39,10 +39,10 @@ export class LogUploader {
     const d = this.o.disk;
     const logFirst = d.changeLog.firstSeq;
     if (ps > d.nextSeq) {
-      this.o.log.error('the process server holds sequence numbers this agent never recorded (its state is older than the stream); resending the whole disk', { serverNextSeq: ps, nextSeq: d.nextSeq });
+      this.o.log.error('the process server holds sequence numbers this agent never recorded (its state is older than the stream); comparing the whole disk with the replica', { serverNextSeq: ps, nextSeq: d.nextSeq });
       d.restartStreamAt(ps);
     } else if (logFirst !== undefined ? ps < logFirst : ps < d.nextSeq) {
-      this.o.log.error('the process server has lost acknowledged data; resending the whole disk', { serverNextSeq: ps, logFirstSeq: logFirst, nextSeq: d.nextSeq });
+      this.o.log.error('the process server has lost acknowledged data; comparing the whole disk with the replica', { serverNextSeq: ps, logFirstSeq: logFirst, nextSeq: d.nextSeq });
       d.restartStreamAt(ps);
     } else {
       this.dropAcknowledged(ps);

@@ -15,13 +15,12 @@ import { heartbeatLoop } from '../heartbeat.ts';
 import { freeze, type FreezeHooks } from '../hooks.ts';
 import { TapDisk } from './tap-disk.ts';
 import { LogUploader } from './log-uploader.ts';
+import { HashResync } from './hash-resync.ts';
 import { loadTapState, newTapState, saveTapState, currentBootId, type TapState } from './tap-state.ts';
 import { Mutex } from '../../core/mutex.ts';
 
 /** Default bound of each disk's change log. */
 export const DEFAULT_MAX_LOG_BYTES = 1024 * 1024 * 1024;
-/** Dirty blocks sent per resync round. */
-const RESYNC_ROUND_BLOCKS = 256;
 /** The acknowledged position is saved at most this often. */
 const ACK_SAVE_INTERVAL_MS = 1000;
 /** The initial sync's cursor is saved after this many steps. */
@@ -66,7 +65,7 @@ async function openTapDisk(o: TapAgentOptions, index: number, log: Logger): Prom
   state.path = o.disks[index];
   const disk = await TapDisk.open({ machine: o.machine, disk: name, path: o.disks[index], stateDir: o.stateDir, maxLogBytes: o.maxLogBytes, state, log });
   if (hostCrashed) {
-    log.warn('the host restarted without stopping the agent: writes that were never flushed may be missing from the log; resending the whole disk', { disk: name });
+    log.warn('the host restarted without stopping the agent: writes that were never flushed may be missing from the log; comparing the whole disk with the replica', { disk: name });
     disk.markAllDirty();
   }
   state.bootId = bootId;
@@ -103,7 +102,7 @@ function stateSaver(dir: string, state: TapState): () => Promise<void> {
 }
 
 /** Runs the initial sync and resyncs of one disk, yielding between synchronous steps. */
-async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, save: () => Promise<void>): Promise<void> {
+async function syncLoop(disk: TapDisk, lu: LogUploader, resync: HashResync, o: TapAgentOptions, save: () => Promise<void>): Promise<void> {
   let steps = 0;
   while (!o.signal.aborted) {
     const s = disk.state;
@@ -122,12 +121,9 @@ async function syncLoop(disk: TapDisk, lu: LogUploader, o: TapAgentOptions, save
           await save();
         }
       }
-    } else if (s.bitmapMode && disk.logBytes < o.maxLogBytes / 4) {
-      progressed = disk.resyncStep(RESYNC_ROUND_BLOCKS);
-      if (progressed) {
-        o.onProgress?.(disk.name, 'RESYNC', 0, disk.dirtyBytes);
-        await save();
-      }
+    } else if (s.bitmapMode) {
+      progressed = await resync.step();
+      if (progressed) o.onProgress?.(disk.name, 'RESYNC', 0, disk.dirtyBytes);
     }
     if (!progressed) await sleep(s.initialSync.done && !s.bitmapMode ? 200 : 20, o.signal).catch(() => undefined);
     else await new Promise((r) => setImmediate(r));
@@ -165,7 +161,10 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
       },
     });
     disk.onAppend = () => lu.wake();
-    loops.push(lu.run(), syncLoop(disk, lu, o, save));
+    const resync = new HashResync({
+      disk, processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, serverNextSeq: () => lu.serverNextSeq, save, log: dlog, signal: o.signal,
+    });
+    loops.push(lu.run(), syncLoop(disk, lu, resync, o, save));
   }
   loops.push(appConsistentLoop(disks, o, log));
   loops.push(heartbeatLoop(o, {

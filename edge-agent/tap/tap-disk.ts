@@ -12,6 +12,7 @@ import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, 
 import { FrameLog } from '../../core/frame-log.ts';
 import type { Logger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
+import { blockHash } from '../../core/hash.ts';
 import type { NbdExport } from '../../core/nbd/index.ts';
 import { DirtyBitmap, BITMAP_BLOCK_BYTES } from './dirty-bitmap.ts';
 import type { TapState } from './tap-state.ts';
@@ -49,6 +50,10 @@ export class TapDisk implements NbdExport {
   readonly bitmap: DirtyBitmap;
   /** Next sequence number to assign. */
   nextSeq: number;
+  /** Blocks compared and sent by resyncs since the agent started. */
+  readonly resyncStats = { comparedBlocks: 0, equalBlocks: 0, sentBlocks: 0, sentBytes: 0 };
+  /** Counts stream restarts: replica hashes fetched before one no longer describe the stream. */
+  streamRestarts = 0;
   /** Called after anything was appended to the change log. */
   onAppend: () => void = () => undefined;
   private readonly fd: number;
@@ -241,35 +246,51 @@ export class TapDisk implements NbdExport {
   }
 
   /**
-   * One synchronous round of a resync: sends up to `maxBlocks` dirty blocks. When the rest
-   * fits, it is the last round: the log takes over again and a consistent point is tagged.
-   * Returns false when the log has no room yet.
+   * One synchronous round of a resync over the given dirty blocks: a block whose replica hash
+   * is known (`replicaHashes`, valid for the replica's state since no record touched the block)
+   * is compared and left alone when equal; any other block is sent, and its hash forgotten.
+   * The blocks' bits are cleared once their records are durable. The caller checks the room
+   * (`hasRoomForBlocks`).
    */
-  resyncStep(maxBlocks: number): boolean {
-    const dirty = this.bitmap.take(maxBlocks + 1);
-    const last = dirty.length <= maxBlocks;
-    const round = dirty.slice(0, maxBlocks);
-    if (!this.hasRoomFor(round.length)) return false;
+  resyncRound(blocks: readonly number[], replicaHashes: Map<number, Buffer>): void {
     const records: BatchRecord[] = [];
-    for (const b of round) {
+    const stats = this.resyncStats;
+    let sent = 0;
+    for (const b of blocks) {
       const len = Math.min(BLOCK, this.sizeBytes - b * BLOCK);
       const data = Buffer.allocUnsafe(len);
       this.readExact(data, b * BLOCK);
+      stats.comparedBlocks++;
+      const theirs = replicaHashes.get(b);
+      if (theirs && blockHash(data).equals(theirs)) {
+        stats.equalBlocks++;
+        continue;
+      }
+      replicaHashes.delete(b);
       const zero = data.equals(len === BLOCK ? this.zeroBlock : this.zeroBlock.subarray(0, len));
       records.push(zero ? { type: RecordType.ZERO, offset: b * BLOCK, lengthBytes: len } : { type: RecordType.WRITE, offset: b * BLOCK, data });
+      stats.sentBlocks++;
+      sent++;
+      stats.sentBytes += zero ? 0 : len;
       if (records.length === SYNC_STEP_BLOCKS * 4) {
         this.append(records.splice(0), FrameFlag.RESYNC, true);
       }
     }
     if (records.length) this.append(records, FrameFlag.RESYNC, true);
     // The records must be durable before their bits go.
-    this.changeLog.syncDataSync();
-    this.bitmap.clear(round);
-    if (last) {
-      this.state.bitmapMode = false;
-      if (this.state.initialSync.cursorBlock >= Math.ceil(this.sizeBytes / BLOCK)) this.finishConsistency('resync');
-    }
-    return true;
+    if (sent) this.changeLog.syncDataSync();
+    this.bitmap.clear(blocks);
+  }
+
+  /** Ends a resync (call in the same synchronous step as the round that left no dirty block): the log takes over again. */
+  finishResync(): void {
+    this.state.bitmapMode = false;
+    if (this.state.initialSync.cursorBlock >= Math.ceil(this.sizeBytes / BLOCK)) this.finishConsistency('resync');
+  }
+
+  /** Whether a resync round of `blocks` fits in the log now. */
+  hasRoomForBlocks(blocks: number): boolean {
+    return this.hasRoomFor(blocks);
   }
 
   /** Tags a named bookmark at the current write boundary; returns its seq. */
@@ -301,6 +322,7 @@ export class TapDisk implements NbdExport {
   restartStreamAt(seq: number): void {
     this.changeLog.dropThrough(Number.MAX_SAFE_INTEGER);
     this.nextSeq = seq;
+    this.streamRestarts++;
     if (!this.state.initialSync.done) {
       this.state.initialSync = { done: false, cursorBlock: 0, sendZeros: true };
     } else {

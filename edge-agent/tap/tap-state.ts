@@ -13,6 +13,8 @@ export interface TapState {
   initialSync: { done: boolean; cursorBlock: number; sendZeros: boolean };
   /** The change log overflowed: writes are tracked in the dirty bitmap until a resync ends. */
   bitmapMode: boolean;
+  /** Where the resync's hash comparison goes on (the block after the last range it finished). */
+  resyncCursorBlock?: number;
   /** The kernel boot the agent last ran in, and whether it stopped cleanly. */
   bootId: string;
   cleanShutdown: boolean;

@@ -17,6 +17,7 @@ import { qemuIo, nbdcopy, nbdinfo } from '../helpers/nbd-clients.ts';
 
 const MiB = 1024 * 1024;
 const DISK_BYTES = 64 * MiB;
+const BLOCK = 64 * 1024;
 
 function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
@@ -166,7 +167,7 @@ test('the agent killed -9 right after a flush loses no flushed write, and resume
       const points = await pointsUntil(t, 'tapkill', 9);
       assert.equal(points[points.length - 1].seq, 9, 'the eight writes follow the initial sync point');
       assert.equal(await exportSha(t, 'tapkill', 'latest'), sha(model));
-      assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /resending the whole disk|resync/i);
+      assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /comparing the whole disk|resync/i);
       // Killed again once everything was acknowledged (an empty log): it still knows where it stands.
       await t.agent.kill9();
       t.agent = startTidemark(t.agentArgs, t.env);
@@ -175,39 +176,114 @@ test('the agent killed -9 right after a flush loses no flushed write, and resume
       model.fill(0x77, 40 * MiB, 40 * MiB + 4096);
       await pointsUntil(t, 'tapkill', 10);
       assert.equal(await exportSha(t, 'tapkill', '10'), sha(model));
-      assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /resending the whole disk|resync/i);
+      assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /comparing the whole disk|resync/i);
     });
   } finally {
     await stopTap(t);
   }
 });
 
-test('a full change log falls back to the dirty bitmap, and the resync restores an exact replica', { timeout: 180_000 }, async () => {
-  const t = await startTap('tapfull', ['--max-log-bytes', '2M']);
+/** The agent's counters of its last finished resync (from its log). */
+function resyncStats(t: Tap): { comparedBlocks: number; equalBlocks: number; sentBlocks: number; sentBytes: number } {
+  const lines = t.agent.stderr().split('\n').filter((l) => l.includes('"resync finished"'));
+  assert.ok(lines.length > 0, 'the agent logged its resync');
+  const { comparedBlocks, equalBlocks, sentBlocks, sentBytes } = JSON.parse(lines[lines.length - 1]);
+  return { comparedBlocks, equalBlocks, sentBlocks, sentBytes };
+}
+
+/**
+ * The resync's records as the master target holds them: those between the last write-boundary
+ * point before "resync complete" and that tag. Each is one 64 KiB block.
+ */
+async function resyncRecordsAtMasterTarget(t: Tap, machine: string): Promise<{ done: PointInfo; records: number }> {
+  const points = await waitUntil('the resync to complete', async () => {
+    const p = await t.stack.points(machine);
+    return p.some((x) => x.name === 'resync complete') ? p : undefined;
+  }, 90_000);
+  const done = points.find((x) => x.name === 'resync complete')!;
+  const before = points.filter((x) => x.seq < done.seq).pop()!;
+  return { done, records: done.seq - before.seq - 1 };
+}
+
+/** Writes, one by one, and checks the replica at each of their points. */
+async function writesAfterResync(t: Tap, machine: string, model: Buffer, fromSeq: number): Promise<void> {
+  for (let i = 0; i < 3; i++) {
+    const offset = (41 + i * 3) * MiB + i * 4096;
+    await qemuIo(t.uri, `write -P ${0x60 + i} ${offset} 8192`);
+    model.fill(0x60 + i, offset, offset + 8192);
+    await pointsUntil(t, machine, fromSeq + 1 + i);
+    assert.equal(await exportSha(t, machine, String(fromSeq + 1 + i)), sha(model), `point ${fromSeq + 1 + i} after the resync`);
+  }
+}
+
+test('a full change log falls back to the dirty bitmap, and the hash-compare resync sends only the blocks that differ', { timeout: 180_000 }, async () => {
+  const rand = seededRandom(17);
+  const before = Buffer.alloc(DISK_BYTES);
+  for (let at = 0; at < 24 * MiB; at += MiB) randomBuffer(rand, MiB).copy(before, at);
+  const t = await startTap('tapfull', ['--max-log-bytes', '2M'], before);
   try {
     await withLogs(t, async () => {
       await pointsUntil(t, 'tapfull', 1);
       await t.stack.ps.kill9();
+      // The whole image is written again, in order, with six 64 KiB blocks changed (one of them
+      // only in its middle 4 KiB) past the first 8 MiB: by then the 2 MiB log is full, so they
+      // are tracked by the bitmap with every other block the copy wrote.
+      const image = Buffer.from(before);
+      const changed = [130, 177, 200, 250, 301, 380];
+      for (const b of changed) randomBuffer(rand, b === 200 ? 4096 : BLOCK).copy(image, b * BLOCK + (b === 200 ? 16384 : 0));
       const src = join(t.dir, 'src.img');
-      const image = Buffer.alloc(DISK_BYTES);
-      const rand = seededRandom(17);
-      for (let at = 0; at < 24 * MiB; at += MiB) randomBuffer(rand, MiB).copy(image, at);
       await writeFile(src, image);
-      await nbdcopy(src, t.uri);
+      await nbdcopy(src, t.uri, '--connections=1');
+      assert.equal(sha(await readFile(t.disk)), sha(image));
       await waitUntil('the agent to fall back to the bitmap', async () => (/change log full/.test(t.agent.stderr()) ? true : undefined), 30_000);
       await t.stack.startProcessServer();
-      const points = await waitUntil('the resync to complete', async () => {
-        const p = await t.stack.points('tapfull');
-        return p.some((x) => x.name === 'resync complete') ? p : undefined;
-      }, 90_000);
-      const done = points.find((x) => x.name === 'resync complete')!;
+      const { done, records } = await resyncRecordsAtMasterTarget(t, 'tapfull');
       assert.equal(done.consistent, true);
       assert.equal(await exportSha(t, 'tapfull', String(done.seq)), sha(image));
-      // Writes after the resync are recorded one by one again.
-      await qemuIo(t.uri, `write -P 7 ${40 * MiB} 4096`);
-      image.fill(7, 40 * MiB, 40 * MiB + 4096);
-      await pointsUntil(t, 'tapfull', done.seq + 1);
-      assert.equal(await exportSha(t, 'tapfull', String(done.seq + 1)), sha(image));
+      // Only the changed blocks went out: measured at the master target, and by the agent.
+      assert.equal(records, changed.length, 'one resync record per changed block');
+      const stats = resyncStats(t);
+      assert.equal(stats.sentBlocks, changed.length);
+      assert.equal(stats.sentBytes, changed.length * BLOCK);
+      assert.ok(stats.equalBlocks >= 300, `most dirty blocks compared equal (${stats.equalBlocks})`);
+      // Writes after the resync are recorded one by one again, each a point.
+      await writesAfterResync(t, 'tapfull', image, done.seq);
+    });
+  } finally {
+    await stopTap(t);
+  }
+});
+
+test('after a host crash (a new boot id) the resync compares the whole disk and sends only what differs', { timeout: 180_000 }, async () => {
+  const rand = seededRandom(23);
+  const initial = Buffer.alloc(DISK_BYTES);
+  for (let at = 0; at < 16 * MiB; at += MiB) randomBuffer(rand, MiB).copy(initial, at);
+  const t = await startTap('tapcrash', [], initial);
+  try {
+    await withLogs(t, async () => {
+      await pointsUntil(t, 'tapcrash', 1);
+      await qemuIo(t.uri, `write -P 0x33 ${20 * MiB} 65536`, 'flush');
+      await pointsUntil(t, 'tapcrash', 2);
+      await t.agent.kill9();
+      // Writes that reached the disk but never the log (the consumer did not flush them before
+      // the power went), and a host that comes back with another boot id.
+      const disk = await readFile(t.disk);
+      const changed = [3, 100, 700];
+      for (const b of changed) randomBuffer(rand, 4096).copy(disk, b * BLOCK + 8192);
+      await writeFile(t.disk, disk);
+      const statePath = join(t.dir, 'agent', 'disk0', 'tap-state.json');
+      const state = JSON.parse(await readFile(statePath, 'utf8'));
+      assert.equal(state.cleanShutdown, false);
+      await writeFile(statePath, JSON.stringify({ ...state, bootId: 'the-boot-before-the-crash' }));
+      t.agent = startTidemark(t.agentArgs, t.env);
+      await t.agent.waitFor(/serving 1 disk/);
+      const { done, records } = await resyncRecordsAtMasterTarget(t, 'tapcrash');
+      assert.match(t.agent.stderr(), /host restarted/);
+      assert.equal(await exportSha(t, 'tapcrash', String(done.seq)), sha(disk));
+      assert.equal(records, changed.length, 'one resync record per changed block, not the whole disk');
+      const stats = resyncStats(t);
+      assert.deepEqual(stats, { comparedBlocks: DISK_BYTES / BLOCK, equalBlocks: DISK_BYTES / BLOCK - changed.length, sentBlocks: changed.length, sentBytes: changed.length * BLOCK });
+      await writesAfterResync(t, 'tapcrash', disk, done.seq);
     });
   } finally {
     await stopTap(t);

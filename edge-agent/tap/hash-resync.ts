@@ -1,0 +1,150 @@
+/**
+ * The resync of a tap disk (docs/agent-state.md, "Hash-compare resync"): its dirty blocks (all
+ * of them after a host crash) are compared with the replica's block hashes, fetched through
+ * the process server range by range, and only the blocks that differ are sent. Comparing is
+ * safe only against the state the stream's next records apply to, so hashes are used only when
+ * they describe exactly the seq before this agent's next one; until then the resync waits.
+ */
+import { requestJson } from '../../core/http/client.ts';
+import { BLOCK_HASH_BYTES } from '../../core/hash.ts';
+import type { Logger } from '../../core/log.ts';
+import type { TapDisk } from './tap-disk.ts';
+
+/** Blocks whose hashes one request asks for (256 MiB of disk). */
+export const HASH_WINDOW_BLOCKS = 4096;
+/** Dirty blocks compared (and sent where they differ) per synchronous round. */
+export const RESYNC_ROUND_BLOCKS = 256;
+/**
+ * The last round, which ends the resync in one synchronous step, may send this many blocks
+ * without a hash (blocks written again after their range was compared).
+ */
+const FINAL_UNHASHED_BLOCKS = 16;
+/** A stuck comparison is reported this often. */
+const WARN_EVERY_MS = 30_000;
+
+export interface HashResyncOptions {
+  disk: TapDisk;
+  processServerUrl: string;
+  token?: string;
+  machine: string;
+  /** First seq the process server does not hold, as the uploader knows it (undefined while unknown). */
+  serverNextSeq: () => number | undefined;
+  /** Saves the disk's state (the cursor). */
+  save: () => Promise<void>;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** The replica's hashes of one range of blocks, valid until this agent sends one of them. */
+interface HashWindow {
+  first: number;
+  end: number;
+  known: Map<number, Buffer>;
+  streamRestarts: number;
+}
+
+type Fetched = { kind: 'hashes'; seq: number; first: number; count: number; hashes: Buffer } | { kind: 'none'; why: string } | { kind: 'wait'; why: string };
+
+export class HashResync {
+  private window: HashWindow | undefined;
+  private waitingSinceMs = 0;
+  private lastWarnMs = 0;
+
+  constructor(private readonly o: HashResyncOptions) {}
+
+  /** One step of the resync; false when it has to wait (log not drained, replica not there yet, no log room). */
+  async step(): Promise<boolean> {
+    const d = this.o.disk;
+    if (this.window && this.window.streamRestarts !== d.streamRestarts) this.window = undefined;
+    if (!this.window) return this.openWindow();
+    const w = this.window;
+    const blocks = d.bitmap.takeIn(w.first, w.end, RESYNC_ROUND_BLOCKS + 1);
+    if (blocks.length === 0) {
+      d.state.resyncCursorBlock = w.end >= d.bitmap.blockCount ? 0 : w.end;
+      this.window = undefined;
+      await this.o.save();
+      return true;
+    }
+    const outside = d.bitmap.dirtyCount - blocks.length;
+    if (blocks.length <= RESYNC_ROUND_BLOCKS && outside <= FINAL_UNHASHED_BLOCKS && d.hasRoomForBlocks(blocks.length + outside)) {
+      // Everything left fits one synchronous step: compare, send, and end the resync in it.
+      d.resyncRound(d.bitmap.take(RESYNC_ROUND_BLOCKS + FINAL_UNHASHED_BLOCKS), w.known);
+      d.finishResync();
+      d.state.resyncCursorBlock = 0;
+      this.window = undefined;
+      this.o.log.info('resync finished', { disk: d.name, ...d.resyncStats });
+      await this.o.save();
+      return true;
+    }
+    const round = blocks.slice(0, RESYNC_ROUND_BLOCKS);
+    if (!d.hasRoomForBlocks(round.length)) return false;
+    d.resyncRound(round, w.known);
+    d.state.resyncCursorBlock = round[round.length - 1] + 1;
+    await this.o.save();
+    return true;
+  }
+
+  /** Fetches the hashes of the range at the cursor, once nothing this agent recorded is still on its way. */
+  private async openWindow(): Promise<boolean> {
+    const d = this.o.disk;
+    if (d.bitmap.dirtyCount === 0) {
+      d.finishResync();
+      this.o.log.info('resync finished', { disk: d.name, ...d.resyncStats });
+      await this.o.save();
+      return true;
+    }
+    if (this.o.serverNextSeq() !== d.nextSeq) return this.waiting('the change log has not drained to the process server yet');
+    let first = d.bitmap.nextDirty(d.state.resyncCursorBlock ?? 0);
+    if (first < 0) first = d.bitmap.nextDirty(0);
+    const restarts = d.streamRestarts;
+    const f = await this.fetch(first, HASH_WINDOW_BLOCKS);
+    if (f.kind === 'wait') return this.waiting(f.why);
+    const known = new Map<number, Buffer>();
+    if (f.kind === 'hashes') {
+      // Only the state right before this agent's next record may be compared with.
+      if (f.seq !== d.nextSeq - 1 || restarts !== d.streamRestarts) {
+        return this.waiting(`the replica is at seq ${f.seq}, this agent's records end at ${d.nextSeq - 1}`);
+      }
+      for (let i = 0; i < f.count; i++) known.set(f.first + i, f.hashes.subarray(i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES));
+    } else {
+      this.o.log.warn('replica block hashes unavailable: sending the dirty blocks of this range without comparing', { disk: d.name, firstBlock: first, reason: f.why });
+    }
+    this.window = { first, end: Math.min(first + HASH_WINDOW_BLOCKS, d.bitmap.blockCount), known, streamRestarts: restarts };
+    this.waitingSinceMs = 0;
+    return true;
+  }
+
+  private waiting(why: string): false {
+    const now = Date.now();
+    if (!this.waitingSinceMs) this.waitingSinceMs = now;
+    if (now - this.waitingSinceMs >= WARN_EVERY_MS && now - this.lastWarnMs >= WARN_EVERY_MS) {
+      this.lastWarnMs = now;
+      this.o.log.warn('resync waiting to compare with the replica', { disk: this.o.disk.name, why, waitingSeconds: Math.round((now - this.waitingSinceMs) / 1000) });
+    }
+    return false;
+  }
+
+  private async fetch(first: number, count: number): Promise<Fetched> {
+    const path = `/v1/streams/${this.o.machine}/${this.o.disk.name}/block-hashes?first=${first}&count=${count}`;
+    let r;
+    try {
+      r = await requestJson<{ version?: number; seq?: number; first?: number; count?: number; blockBytes?: number; hashes?: string; error?: string }>(
+        this.o.processServerUrl, 'GET', path, undefined, { token: this.o.token, signal: this.o.signal, timeoutMs: 150_000 },
+      );
+    } catch (e) {
+      if (this.o.signal.aborted) throw e;
+      return { kind: 'wait', why: (e as Error).message };
+    }
+    const b = r.body;
+    if (r.status === 200) {
+      const hashes = Buffer.from(b.hashes ?? '', 'base64');
+      if (b.version !== 1 || b.blockBytes !== 64 * 1024 || !Number.isSafeInteger(b.seq) || b.first !== first || !Number.isSafeInteger(b.count) || hashes.length !== b.count! * BLOCK_HASH_BYTES) {
+        return { kind: 'none', why: `unexpected block-hash answer (version ${b.version})` };
+      }
+      return { kind: 'hashes', seq: b.seq!, first, count: b.count!, hashes };
+    }
+    // No replica to compare with (or a peer without the endpoint): the blocks are sent whole.
+    if (r.status === 404) return { kind: 'none', why: b.error ?? 'not found' };
+    return { kind: 'wait', why: `process server answered ${r.status}: ${b.error ?? ''}` };
+  }
+}
