@@ -125,7 +125,9 @@ test('both images build on a local base, run as non-root, report healthy and rep
       assert.equal((await stat(mount)).uid, IMAGE_UID);
       assert.ok((await readdir(mount)).length > 0, `${name}'s volume holds its data`);
     }
-    await podman.ok(['rm', '--force', '--time', '10', mt]);
+    await podman.ok(['stop', '--time', '10', mt]);
+    assert.equal(await podman.ok(['inspect', '--format', '{{.State.ExitCode}}', mt]), '0', 'SIGTERM stops the master target cleanly');
+    await podman.ok(['rm', mt]);
     await startMasterTarget();
     await healthy(podman, mt);
     assert.deepEqual(await points(), all);
