@@ -69,7 +69,7 @@ async function signIn(page: Page, token: string): Promise<void> {
 }
 
 /** The master target: answers failover and cleanup commands until the test ends. */
-function playMasterTarget(mt: ControlPlaneClient, latest: Map<string, RecoveryPointRef>, names: Map<string, string>): Promise<void> {
+function playMasterTarget(mt: ControlPlaneClient, latest: Map<string, RecoveryPointRef>, names: Map<string, string>, bySeq: Map<number, RecoveryPointRef>): Promise<void> {
   return (async () => {
     while (!stop.signal.aborted) {
       let polled;
@@ -79,20 +79,22 @@ function playMasterTarget(mt: ControlPlaneClient, latest: Map<string, RecoveryPo
         continue;
       }
       for (const { receipt, command } of polled) {
-        await answer(mt, command, latest, names);
+        await answer(mt, command, latest, names, bySeq);
         await mt.ackCommand(receipt);
       }
     }
   })();
 }
 
-async function answer(mt: ControlPlaneClient, command: SiteCommand, latest: Map<string, RecoveryPointRef>, names: Map<string, string>) {
+async function answer(mt: ControlPlaneClient, command: SiteCommand, latest: Map<string, RecoveryPointRef>, names: Map<string, string>, bySeq: Map<number, RecoveryPointRef>) {
   if (command.type === 'failover.start') {
+    const p = command.point;
     for (const m of command.machines) {
+      const point = typeof p === 'object' && 'id' in p ? bySeq.get(Number(p.id)) : latest.get(m.id);
       await mt.sendJobEvent({ jobId: command.jobId, machineId: m.id, type: 'progress', message: `materialising ${m.disks.map((d) => d.name).join(', ')}` });
       await new Promise((r) => setTimeout(r, 300));
       await mt.sendJobEvent({
-        jobId: command.jobId, machineId: m.id, type: 'machine-ready', point: latest.get(m.id),
+        jobId: command.jobId, machineId: m.id, type: 'machine-ready', point,
         checks: [{ name: 'boot', passed: true, detail: 'login prompt seen' }],
         consoleLog: `[    0.000000] Linux version 6.1.0-amd64\n[    1.912345] EXT4-fs (vda1): mounted filesystem\n\nDebian GNU/Linux 12 ${names.get(m.id)} ttyS0\n\n${names.get(m.id)} login: `,
       });
@@ -157,7 +159,8 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
 
   // An hour of heartbeats: initial sync, then continuous with one RPO excursion; a point each time.
   const latest = new Map<string, RecoveryPointRef>();
-  const master = playMasterTarget(mt, latest, names);
+  const bySeq = new Map<number, RecoveryPointRef>();
+  const master = playMasterTarget(mt, latest, names, bySeq);
   const steps = 40;
   let seq = 1000;
   for (let i = 0; i < steps; i++) {
@@ -172,32 +175,46 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
       lagSeconds: Math.round(lag * 10) / 10, backlogBytes: syncing ? (4 - i) * 64 * 2 ** 20 : Math.round(lag * 40_000),
       ...(syncing ? {} : { latestPoint: point }),
     })));
-    if (!syncing) for (const m of [db, app]) latest.set(m.id, point);
+    if (!syncing) {
+      for (const m of [db, app]) latest.set(m.id, point);
+      bySeq.set(seq, point);
+    }
     await mt.sendHeartbeat({ softwareVersion: '0.1.0', disks });
   }
   offsetMs = 0;
+  // The master target reports the points it keeps: the newest and the app-consistent ones.
+  const listedOf = (p: RecoveryPointRef) => ({ id: String(p.seq), seq: p.seq!, time: p.time, kind: p.kind === 'app-consistent' ? 'app' as const : 'crash' as const });
+  const kept = [...bySeq.values()].map(listedOf).reverse();
+  await mt.sendRecoveryPoints({ machines: [db, app].map((m) => ({
+    machineId: m.id,
+    disks: m.disks.map((diskId) => ({
+      diskId, appliedSeq: kept[0]!.seq, oldest: kept.at(-1)!, newest: kept[0]!, tiers: { fullSeconds: 3600, minuteTierSeconds: 86400 },
+      recent: kept.slice(0, 50), marked: kept.filter((p) => p.kind === 'app'),
+    })),
+  })) });
   console.log(`heartbeats replayed after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
-  // The machine reaches CONTINUOUS on its page; the newest point is offered, and picked.
+  // The machine reaches CONTINUOUS on its page; the master target's points are offered, and an older one picked.
   await page.locator('#disks-table').getByText('CONTINUOUS').first().waitFor({ timeout: 10_000 });
   const newest = latest.get(db.id)!;
-  await page.locator('.points label').first().filter({ hasText: `seq ${newest.seq}` }).waitFor();
-  const radio = page.getByRole('radio').first();
-  await page.getByRole('radio').nth(1).check();
+  const older = kept[3]!;
+  await page.locator(`label[for="point-${db.disks[0]}-${newest.seq}"]`).waitFor();
+  assert.ok(await page.getByRole('radio', { name: /^Latest/ }).isChecked(), 'latest is the default');
+  const radio = page.locator(`#point-${db.disks[0]}-${older.seq}`);
   await radio.check();
   assert.ok(await radio.isChecked());
-  assert.match((await page.locator('.points label').first().textContent())!, new RegExp(`seq ${newest.seq}`));
   assert.ok(await page.locator('.points .app-consistent').count() > 0, 'app-consistent points are shown differently');
+  assert.match((await page.locator('#kept-range').textContent())!, /every point of the last 1 h/);
 
   // Test failover: confirmed, then followed until it succeeds at the picked point.
   await page.getByRole('button', { name: 'Test failover', exact: true }).click();
   const dialog = page.getByRole('dialog');
-  assert.match((await dialog.textContent())!, /isolated on the master target/);
+  assert.match((await dialog.textContent())!, new RegExp(`isolated on the master target at the point of .*seq ${older.seq} of disk0`));
   await dialog.getByRole('button', { name: 'Start test failover' }).click();
   const panel = page.locator('.job-panel');
   await panel.locator('.job-state').getByText('succeeded').waitFor({ timeout: 15_000 });
-  assert.match((await panel.locator('td[data-label="Point used"]').textContent())!, new RegExp(`seq ${newest.seq}`));
-  assert.match((await panel.textContent())!, new RegExp(`Point picked: .*seq ${newest.seq}`));
+  assert.match((await panel.locator('td[data-label="Point used"]').textContent())!, new RegExp(`seq ${older.seq}`));
+  assert.match((await panel.textContent())!, new RegExp(`Point picked: .*seq ${older.seq}`));
   await panel.getByText('Console log of db1 (evidence)').click();
   await shot(page, 'machine-1280');
 

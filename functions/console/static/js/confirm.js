@@ -3,9 +3,10 @@ import { h, replace } from './dom.js';
 
 /**
  * Resolves to true if the user confirms. `body` is nodes or text; `danger` styles the
- * confirm button for actions that change production (failover).
+ * confirm button for actions that change production (failover); `focus` is the control that
+ * takes the focus (default: the confirm button). Controls in `body` are validated on confirm.
  */
-export function confirmAction({ title, body, confirmLabel, danger = false }) {
+export function confirmAction({ title, body, confirmLabel, danger = false, focus = null }) {
   const dialog = document.getElementById('confirm');
   return new Promise((resolve) => {
     const finish = (ok) => {
@@ -22,6 +23,6 @@ export function confirmAction({ title, body, confirmLabel, danger = false }) {
     dialog.setAttribute('aria-labelledby', 'confirm-title');
     dialog.oncancel = () => resolve(false);
     dialog.showModal();
-    dialog.querySelector('#confirm-ok').focus();
+    (focus ?? dialog.querySelector('#confirm-ok')).focus();
   });
 }

@@ -6,7 +6,7 @@ import { byNewest, jobBadge } from '../common.js';
 
 const LIVE_MS = 1000;
 
-/** A job's progress, steps and evidence, polled while it runs. `picked` is the point the operator chose. */
+/** A job's progress, steps and evidence, polled while it runs. `picked` says the point the operator chose. */
 export function jobPanel(ctx, job, { picked = null, onEnd = null } = {}) {
   const panel = h('section', { class: 'job-panel card', 'aria-labelledby': `job-${job.id}-title`, 'data-job': job.id });
   const body = h('div', { 'aria-live': 'polite' });
@@ -38,6 +38,10 @@ function pointText(p) {
   return `${time(p.time)} · ${POINT_KINDS[p.kind]?.label ?? p.kind ?? 'crash-consistent'}${p.seq !== undefined && p.seq !== null ? ` · seq ${p.seq}` : ''}`;
 }
 
+function askedText(p) {
+  return 'time' in p ? `the newest kept point at or before ${time(p.time)}` : `point ${p.id}`;
+}
+
 function jobSummary(j, ctx, picked) {
   const names = ctx.machineNames ?? new Map();
   return [
@@ -45,7 +49,9 @@ function jobSummary(j, ctx, picked) {
       h('label', { class: 'progress-label' }, h('span', { class: 'visually-hidden' }, 'Progress'),
         h('progress', { max: '100', value: String(j.progressPercent) }, `${j.progressPercent}%`)),
       ` ${j.progressPercent}%`, j.error ? h('span', { class: 'error-text' }, ` — ${j.error}`) : null),
-    picked ? h('p', { class: 'muted' }, `Point picked: ${pointText(picked)}`) : null,
+    picked ? h('p', { class: 'muted' }, `Point picked: ${picked}`) : j.point && j.point !== 'latest' ? h('p', { class: 'muted' }, `Point asked for: ${askedText(j.point)}`) : null,
+    j.bookmarkName ? h('p', { class: 'muted' }, `Bookmark name: “${j.bookmarkName}”`) : null,
+    j.bootConsolePattern ? h('p', { class: 'muted' }, `Boot check waits for the console to show “${j.bootConsolePattern}”`) : null,
     h('table', { class: 'data responsive' },
       h('thead', {}, h('tr', {}, ['Machine', 'Group', 'Step', 'Point used', 'Checks'].map((t) => h('th', { scope: 'col' }, t)))),
       h('tbody', {}, j.steps.map((s) => h('tr', {},
@@ -54,6 +60,9 @@ function jobSummary(j, ctx, picked) {
         h('td', { 'data-label': 'Step', class: 'step-state' }, s.state, s.error ? ` — ${s.error}` : ''),
         h('td', { 'data-label': 'Point used' }, pointText(s.point)),
         h('td', { 'data-label': 'Checks' }, s.checks.length ? s.checks.map((c) => h('span', { class: `badge ${c.passed ? 'good' : 'bad'}` }, `${c.name}: ${c.passed ? 'passed' : 'failed'}`)) : '—'))))),
+    j.steps.some((s) => s.checks.some((c) => c.detail)) ? h('div', {}, j.steps.filter((s) => s.checks.length).map((s) =>
+      h('details', { class: 'evidence checks' }, h('summary', {}, `Checks of ${names.get(s.machineId) ?? s.machineId}`),
+        h('ul', {}, s.checks.map((c) => h('li', {}, `${c.name}: ${c.passed ? 'passed' : 'failed'}${c.detail ? ` — ${c.detail}` : ''}`)))))) : null,
     j.steps.some((s) => s.consoleLog) ? h('div', {}, j.steps.filter((s) => s.consoleLog).map((s) =>
       h('details', { class: 'evidence' }, h('summary', {}, `Console log of ${names.get(s.machineId) ?? s.machineId} (evidence)`), h('pre', {}, s.consoleLog)))) : null,
     h('details', { class: 'events' }, h('summary', {}, `Events (${j.events.length})`),
@@ -121,6 +130,7 @@ export function drillReports(reports, planName = new Map(), machineNames = new M
       h('strong', {}, planName.get(r.planId) ?? r.planId), ` drill of ${time(r.startedAt)}`,
       ` · checks ${r.checksPassed}/${r.checksTotal}`, r.timeToReadySeconds !== null ? ` · ready in ${seconds(r.timeToReadySeconds)}` : '',
       ` · ${r.cleanedUp ? 'cleaned up' : 'not cleaned up'}`, r.error ? h('span', { class: 'error-text' }, ` — ${r.error}`) : null),
+    r.bootConsolePattern ? h('p', { class: 'muted boot-pattern' }, `Boot check: the console had to show “${r.bootConsolePattern}”`) : null,
     r.machines.map((m) => h('details', { class: 'evidence' },
       h('summary', {}, `${machineNames.get(m.machineId) ?? m.machineId}: ${m.ready ? 'ready' : 'not ready'}${m.pointAgeSeconds !== null ? `, point ${seconds(m.pointAgeSeconds)} old` : ''}`),
       m.checks.length ? h('ul', {}, m.checks.map((c) => h('li', {}, `${c.name}: ${c.passed ? 'passed' : 'failed'}${c.detail ? ` (${c.detail})` : ''}`))) : null,

@@ -4,9 +4,10 @@ import { api, get } from '../api.js';
 import { announce, h, replace, replaceIfChanged } from '../dom.js';
 import { chartWidth, lineChart, windowToggle } from '../charts.js';
 import { confirmAction } from '../confirm.js';
-import { ago, axisSeconds, bytes, POINT_KINDS, seconds, time } from '../format.js';
+import { ago, axisSeconds, bytes, seconds, time } from '../format.js';
 import { byNewest, errorBox, guardedButton, jobBadge, machineLag, machinePlan, rpoBadge, stateBadge } from '../common.js';
 import { jobPanel } from './jobs.js';
+import { choiceText, pointChoice, pointTimeline, reportedPoints } from '../timeline.js';
 
 const REFRESH_MS = 2000;
 let chartWindow = 'hour';
@@ -18,8 +19,9 @@ export async function renderMachine(root, ctx) {
   const [policies, servers, sites] = await Promise.all([get(`${v}/policies`), get(`${v}/servers`), get(`${v}/sites`)]);
   const site = sites.items.find((s) => s.id === machine.siteId);
   ctx.machineNames = new Map([[machine.id, machine.name]]);
-  let selectedKey = null;
+  let selection = { kind: 'latest' };
   let points = [];
+  let report = { disks: [], reportedAt: null };
 
   const protection = h('div');
   const disks = h('div');
@@ -41,14 +43,14 @@ export async function renderMachine(root, ctx) {
       charts),
     h('section', { 'aria-labelledby': 'points-title' },
       h('h2', { id: 'points-title' }, 'Recovery points'),
-      h('p', { class: 'help' }, 'Pick the point to recover to. Points come from what the master target reports; the newest is on the right.'),
+      h('p', { class: 'help' }, 'Pick the point to recover to: the points come from the master target, the newest on the right.'),
       timeline),
     h('section', { 'aria-labelledby': 'actions-title' }, h('h2', { id: 'actions-title' }, 'Actions'), actions, jobArea),
     h('section', { 'aria-labelledby': 'mjobs-title' }, h('h2', { id: 'mjobs-title' }, 'Jobs of this machine'), history));
 
   const policyOf = () => policies.items.find((p) => p.id === machine.protection?.policyId);
   const serverName = (id) => servers.items.find((s) => s.id === id)?.name ?? id;
-  const selected = () => points.find((p) => p.key === selectedKey) ?? null;
+  const diskName = (diskId) => (machine.disks.length > 1 ? machine.disks.find((d) => d.id === diskId)?.name ?? diskId : null);
 
   function renderProtection() {
     if (machine.protection) {
@@ -96,17 +98,36 @@ export async function renderMachine(root, ctx) {
       guardedButton(ctx.session, 'operator', { class: 'primary', id: 'action-test-failover', disabled: !can, onclick: () => start('test-failover') }, 'Test failover'),
       guardedButton(ctx.session, 'operator', { class: 'secondary', id: 'action-cleanup', disabled: !can, onclick: () => start('cleanup') }, 'Clean up test failover'),
       guardedButton(ctx.session, 'operator', { class: 'danger', id: 'action-failover', disabled: !can, onclick: () => start('failover') }, 'Failover'),
-      h('span', { class: 'guarded' },
-        h('button', { type: 'button', class: 'secondary', disabled: true, 'aria-describedby': 'bookmark-why' }, 'Bookmark'),
-        h('span', { class: 'why', id: 'bookmark-why' }, 'not available: the site protocol has no bookmark command yet')),
+      guardedButton(ctx.session, 'operator', { class: 'secondary', id: 'action-bookmark', disabled: !can, onclick: bookmark }, 'Bookmark'),
       note);
   }
 
+  async function bookmark() {
+    const name = h('input', { id: 'bookmark-name', required: true, maxlength: '200', value: `before change ${new Date().toISOString().slice(0, 16).replace('T', ' ')}` });
+    const ok = await confirmAction({
+      title: `Bookmark ${machine.name}?`,
+      body: [
+        h('p', {}, `The agent of ${machine.name} tags a named recovery point on each of its ${machine.disks.length} disk(s) now; the bookmark is kept as long as replication keeps points.`),
+        h('div', { class: 'field' }, h('label', { for: 'bookmark-name' }, 'Bookmark name'), name),
+      ],
+      confirmLabel: 'Bookmark',
+      focus: name,
+    });
+    if (!ok) return;
+    try {
+      const plan = await machinePlan(ctx.vault.id, machine);
+      const job = await api('POST', `/vaults/${ctx.vault.id}/jobs`, { kind: 'bookmark', planId: plan.id, name: name.value.trim() });
+      announce(`bookmark job ${job.id} started`);
+      replace(jobArea, jobPanel(ctx, job, { onEnd: () => { loadJobs(); load(); } }));
+      loadJobs();
+    } catch (err) {
+      replace(jobArea, errorBox(err));
+    }
+  }
+
   async function start(kind) {
-    const point = selected();
-    const latest = points[points.length - 1];
-    const pointText = point ? `${time(point.time)} (${POINT_KINDS[point.kind]?.label ?? point.kind}${point.seq !== null ? `, seq ${point.seq}` : ''})` : 'the latest point';
-    const olderPicked = point && latest && point.key !== latest.key;
+    const chosen = selection;
+    const pointText = choiceText(chosen, points, diskName);
     let testJob = null;
     if (kind === 'cleanup') {
       const jobs = (await get(`/vaults/${ctx.vault.id}/jobs`)).items.filter((j) => j.kind === 'test-failover' && j.state !== 'running' && j.steps.some((s) => s.machineId === machine.id && s.state !== 'pending'));
@@ -124,16 +145,14 @@ export async function renderMachine(root, ctx) {
       cleanup: [h('p', {}, `Stops what test failover ${testJob?.id} brought up and drops its scratch copies. Replication is untouched.`)],
     };
     const body = [...bodies[kind]];
-    if (kind !== 'cleanup' && olderPicked) {
-      body.push(h('p', { class: 'note' }, 'The control plane starts jobs at the latest point the master target has; starting at an older point is not in its API yet, so the job will use the latest point.'));
-    }
     const ok = await confirmAction({ title: titles[kind], body, confirmLabel: { 'test-failover': 'Start test failover', failover: 'Fail over', cleanup: 'Clean up' }[kind], danger: kind === 'failover' });
     if (!ok) return;
     try {
       const plan = await machinePlan(ctx.vault.id, machine);
-      const job = await api('POST', `/vaults/${ctx.vault.id}/jobs`, { kind, planId: plan.id, ...(testJob ? { testFailoverJobId: testJob.id } : {}) });
+      const point = kind === 'cleanup' ? undefined : pointChoice(chosen, points);
+      const job = await api('POST', `/vaults/${ctx.vault.id}/jobs`, { kind, planId: plan.id, ...(testJob ? { testFailoverJobId: testJob.id } : {}), ...(point ? { point } : {}) });
       announce(`${kind} job ${job.id} started`);
-      replace(jobArea, jobPanel(ctx, job, { picked: kind === 'cleanup' ? null : point, onEnd: () => loadJobs() }));
+      replace(jobArea, jobPanel(ctx, job, { picked: kind === 'cleanup' ? null : pointText, onEnd: () => loadJobs() }));
       loadJobs();
     } catch (err) {
       replace(jobArea, errorBox(err));
@@ -141,53 +160,23 @@ export async function renderMachine(root, ctx) {
   }
 
   function renderTimeline(nowMs) {
-    if (points.length === 0) {
-      replaceIfChanged(timeline, 'empty', () => h('p', { class: 'muted' }, 'No recovery point reported yet.'));
+    if (points.length === 0 && !report.disks.some((d) => d.newest)) {
+      replaceIfChanged(timeline, 'empty', () => h('p', { class: 'muted' }, 'The master target has reported no recovery point of this machine yet.'));
       return;
     }
-    if (!selectedKey || !points.some((p) => p.key === selectedKey)) selectedKey = points[points.length - 1].key;
-    const key = JSON.stringify([points.map((p) => p.key), selectedKey, Math.floor(nowMs / 10_000)]);
-    replaceIfChanged(timeline, key, () => {
-      const first = Date.parse(points[0].time);
-      const last = Date.parse(points[points.length - 1].time);
-      const span = Math.max(1, last - first);
-      const strip = h('div', { class: 'timeline-strip', 'aria-hidden': 'true' },
-        points.map((p) => {
-          const left = points.length === 1 ? 100 : ((Date.parse(p.time) - first) / span) * 100;
-          const marker = h('button', {
-            type: 'button', tabindex: '-1', class: `marker ${p.kind}${p.key === selectedKey ? ' selected' : ''}`,
-            title: `${time(p.time)} · ${POINT_KINDS[p.kind]?.label ?? p.kind}`, onclick: () => pick(p.key),
-          });
-          marker.style.left = `${left}%`;
-          return marker;
-        }));
-      const legend = h('ul', { class: 'legend' }, ['crash-consistent', 'app-consistent', 'bookmark'].map((k) =>
-        h('li', {}, h('span', { class: `marker-key ${k}`, 'aria-hidden': 'true' }), POINT_KINDS[k].label)));
-      const list = h('fieldset', { class: 'points' },
-        h('legend', {}, 'Recovery point to use'),
-        h('ol', {}, [...points].reverse().map((p) => {
-          const id = `point-${p.key.replace(/\W/g, '-')}`;
-          const diskName = machine.disks.find((d) => d.id === p.diskId)?.name;
-          return h('li', {},
-            h('input', { type: 'radio', name: 'point', id, value: p.key, checked: p.key === selectedKey, onchange: () => pick(p.key) }),
-            h('label', { for: id, class: `point ${p.kind}` },
-              h('span', { class: `marker-key ${p.kind}`, 'aria-hidden': 'true' }),
-              h('span', { class: 'point-time' }, time(p.time)),
-              h('span', { class: 'point-kind' }, POINT_KINDS[p.kind]?.label ?? p.kind),
-              h('span', { class: 'muted' }, [p.seq !== null ? `seq ${p.seq}` : null, machine.disks.length > 1 && diskName ? diskName : null, ago(p.time, nowMs)].filter(Boolean).join(' · ')),
-              p.key === points[points.length - 1].key ? h('span', { class: 'badge good' }, 'latest') : null));
-        })));
-      return [strip, legend, list];
-    });
+    if (selection.kind === 'point' && !points.some((p) => p.key === selection.key)) selection = { kind: 'latest' };
+    const key = JSON.stringify([report, selection, Math.floor(nowMs / 10_000)]);
+    replaceIfChanged(timeline, key, () => pointTimeline({ report, points, selection, onPick: pick, diskName, nowMs }));
   }
 
-  function pick(key) {
-    selectedKey = key;
-    const p = selected();
-    announce(`Picked the point of ${time(p.time)}, ${POINT_KINDS[p.kind]?.label ?? p.kind}`);
+  function pick(next) {
+    const focusId = next.kind === 'time' && document.activeElement?.id === 'point-time-value' ? 'point-time-value' : null;
+    selection = next;
+    announce(`Picked ${choiceText(next, points, diskName)}`);
     timeline.dataset.renderKey = '';
     renderTimeline(Date.now());
-    document.querySelector(`input[name="point"][value="${CSS.escape(key)}"]`)?.focus();
+    const id = focusId ?? (next.kind === 'latest' ? 'point-latest' : next.kind === 'time' ? 'point-time' : `point-${next.key.replace(/\W/g, '-')}`);
+    document.getElementById(id)?.focus();
   }
 
   async function loadJobs() {
@@ -209,7 +198,7 @@ export async function renderMachine(root, ctx) {
   const load = async () => {
     let hist;
     try {
-      [machine, hist] = await Promise.all([get(`${v}/machines/${machineId}`), get(`${v}/machines/${machineId}/history`)]);
+      [machine, hist, report] = await Promise.all([get(`${v}/machines/${machineId}`), get(`${v}/machines/${machineId}/history`), get(`${v}/machines/${machineId}/recovery-points`)]);
     } catch (err) {
       replace(disks, errorBox(err));
       return;
@@ -228,15 +217,7 @@ export async function renderMachine(root, ctx) {
           h('td', { 'data-label': 'Latest point' }, d.latestPoint ? `${time(d.latestPoint.time)} · ${d.latestPoint.kind ?? 'crash-consistent'}` : '—'),
           h('td', { 'data-label': 'Reported' }, ago(d.reportedAt, nowMs)))))));
 
-    const seen = new Map();
-    const add = (diskId, p) => {
-      if (!p) return;
-      const key = `${diskId}|${p.time}|${p.seq ?? ''}`;
-      if (!seen.has(key)) seen.set(key, { key, diskId, time: p.time, seq: p.seq ?? null, kind: p.kind ?? 'crash-consistent' });
-    };
-    for (const p of hist.points) add(p.diskId, p);
-    for (const d of machine.disks) add(d.id, d.latestPoint);
-    points = [...seen.values()].sort((a, b) => a.time.localeCompare(b.time));
+    points = reportedPoints(report);
     renderTimeline(nowMs);
 
     const windowMs = chartWindow === 'hour' ? 3600_000 : 86400_000;

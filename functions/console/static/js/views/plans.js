@@ -23,7 +23,7 @@ export async function renderPlans(root, ctx) {
           return h('tr', {},
             h('th', { scope: 'row', 'data-label': 'Plan' }, h('a', { href: `#/plans/${p.id}` }, p.name)),
             h('td', { 'data-label': 'Groups' }, h('ol', { class: 'groups-inline' }, p.groups.map((g) => h('li', {}, `${g.name}: ${g.machineIds.map((id) => names.get(id) ?? id).join(', ')}`)))),
-            h('td', { 'data-label': 'Boot check' }, p.bootCheck ? 'yes' : 'no'),
+            h('td', { 'data-label': 'Boot check' }, p.bootCheck ? (p.bootConsolePattern ? `yes: “${p.bootConsolePattern}”` : 'yes') : 'no'),
             h('td', { 'data-label': 'Last job' }, last ? [jobBadge(last.state), ` ${last.kind}, ${time(last.createdAt)}`] : '—'));
         }))));
 }
@@ -108,7 +108,7 @@ export async function renderPlan(root, ctx) {
         h('strong', {}, g.name), ': ', g.machineIds.map((id) => ctx.machineNames.get(id) ?? id).join(', '),
         g.preActions.length ? h('span', { class: 'muted block' }, `before: ${g.preActions.map((a) => a.name).join(', ')}`) : null,
         g.postActions.length ? h('span', { class: 'muted block' }, `after: ${g.postActions.map((a) => a.name).join(', ')}`) : null))),
-      h('p', {}, `Boot check: ${plan.bootCheck ? 'each machine is booted and its console checked' : 'off'}`)),
+      h('p', { id: 'plan-boot-check' }, `Boot check: ${plan.bootCheck ? `each machine is booted and its console must show ${plan.bootConsolePattern ? `“${plan.bootConsolePattern}”` : 'what the master target is set to wait for'}` : 'off'}`)),
     h('section', { 'aria-labelledby': 'run-title' }, h('h2', { id: 'run-title' }, 'Run'),
       h('div', { class: 'actions wrap' },
         guardedButton(ctx.session, 'operator', { class: 'primary', id: 'plan-test-failover', onclick: () => run('test-failover') }, 'Test failover'),
@@ -137,6 +137,7 @@ export async function renderPlanEditor(root, ctx) {
   const groups = existing ? existing.groups.map((g) => ({ ...g, machineIds: [...g.machineIds] })) : [{ name: 'group 1', machineIds: [], preActions: [], postActions: [] }];
   const name = h('input', { id: 'plan-name', required: true, maxlength: '128', value: existing?.name ?? '' });
   const bootCheck = h('input', { id: 'plan-boot', type: 'checkbox', checked: existing?.bootCheck ?? true });
+  const bootPattern = h('input', { id: 'plan-boot-pattern', maxlength: '200', value: existing?.bootConsolePattern ?? '', 'aria-describedby': 'plan-boot-pattern-help' });
   const groupsBox = h('div');
   const error = h('div');
 
@@ -172,7 +173,8 @@ export async function renderPlanEditor(root, ctx) {
   const save = async (e) => {
     e.preventDefault();
     replace(error);
-    const body = { name: name.value.trim(), bootCheck: bootCheck.checked, groups: groups.map((g) => ({ name: g.name.trim(), machineIds: g.machineIds, preActions: g.preActions, postActions: g.postActions })) };
+    const pattern = bootPattern.value.trim();
+    const body = { name: name.value.trim(), bootCheck: bootCheck.checked, bootConsolePattern: pattern || null, groups: groups.map((g) => ({ name: g.name.trim(), machineIds: g.machineIds, preActions: g.preActions, postActions: g.postActions })) };
     const empty = body.groups.findIndex((g) => g.machineIds.length === 0);
     if (empty >= 0) {
       replace(error, errorBox(new Error(`group ${empty + 1} has no machine`)));
@@ -193,6 +195,8 @@ export async function renderPlanEditor(root, ctx) {
     h('form', { class: 'plan-form', onsubmit: save },
       h('label', { for: 'plan-name' }, 'Plan name'), name,
       h('div', { class: 'check' }, bootCheck, h('label', { for: 'plan-boot' }, 'Boot each machine in test failovers and drills, and check its console')),
+      h('label', { for: 'plan-boot-pattern' }, 'Console text that means booted'), bootPattern,
+      h('p', { class: 'help', id: 'plan-boot-pattern-help' }, 'What the replica’s serial console must print (literal text, e.g. “login:”). Empty: the master target’s own setting (any printed line by default).'),
       h('h2', {}, 'Groups, in the order they come up'),
       groupsBox,
       h('button', { type: 'button', class: 'secondary', id: 'add-group', onclick: () => { groups.push({ name: `group ${groups.length + 1}`, machineIds: [], preActions: [], postActions: [] }); drawGroups(); } }, 'Add group'),
