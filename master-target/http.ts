@@ -23,6 +23,7 @@ import { FailoverConflictError, MachineFailedOverError, type FailoverManager } f
 import { MaterialiseError } from './views/materialise.ts';
 import { PointNotFoundError, resolvePoint as resolveKeptPoint } from './views/resolve-point.ts';
 import { ViewNotFoundError, ViewsUnavailableError, type ViewManager } from './views/view-manager.ts';
+import { MissingBlocksError, READABLE_VERSIONS, ReferenceResolver } from './wan/references.ts';
 
 /** Largest request body accepted: one frame plus slack. */
 export const MAX_BODY_BYTES = MAX_FRAME_BYTES + 1024 * 1024;
@@ -41,16 +42,20 @@ export interface AppDeps {
   tiers?: TierPolicy;
   /** Clock of the tiers. @default Date.now */
   now?: () => number;
+  /** Resolves references of version 2 frames. @default one over `store` */
+  references?: ReferenceResolver;
 }
 
 class NotFound extends TidemarkError {}
 
 export function createApp(deps: AppDeps): Hono {
   const { store, log } = deps;
+  const references = deps.references ?? new ReferenceResolver(async (m, d, offset, length) => store.get(m, d)?.replica.read(offset, length));
   const app = new Hono();
 
   app.onError((err, c) => {
     if (err instanceof FrameError) return c.json({ error: err.message, reason: err.reason, hint: err.hint }, 400);
+    if (err instanceof MissingBlocksError) return c.json({ error: err.message, reason: 'missing-blocks', missing: err.missing, hint: err.hint }, 422);
     if (err instanceof BodyTooLargeError) return c.json({ error: err.message, hint: `send frames of at most ${MAX_FRAME_BYTES} bytes` }, 413);
     if (err instanceof NoSpaceError) return c.json({ error: err.message, hint: err.hint }, 507);
     if (err instanceof StreamUnavailableError) return c.json({ error: err.message, hint: err.hint }, 503);
@@ -69,13 +74,14 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/v1/streams/:machine/:disk', (c) => {
     const { machine, disk } = names(c);
-    return c.json({ machine, disk, nextSeq: store.get(machine, disk)?.nextSeq ?? 1 });
+    return c.json({ machine, disk, nextSeq: store.get(machine, disk)?.nextSeq ?? 1, wireVersions: READABLE_VERSIONS });
   });
 
   app.post('/v1/streams/:machine/:disk/batches', async (c) => {
     const { machine, disk } = names(c);
     deps.failover?.refuseIfFailedOver(machine);
-    const batch = prepareBatch(await readBody(c, MAX_BODY_BYTES));
+    const resolved = await references.resolve(await readBody(c, MAX_BODY_BYTES));
+    const batch = prepareBatch(resolved.frame);
     const h = batch.header;
     if (h.machine !== machine || h.disk !== disk) {
       throw new FrameError('malformed', `frame is for ${h.machine}/${h.disk}, posted to ${machine}/${disk}`);
@@ -86,6 +92,7 @@ export function createApp(deps: AppDeps): Hono {
     const r = await stream.apply(batch);
     if (r.status === 'gap') return gap(c, h.firstSeq, r.nextSeq);
     if (r.status === 'duplicate') return c.json({ nextSeq: r.nextSeq, duplicate: true });
+    references.remember(machine, disk, resolved.blocks);
     log.debug('batch applied', { machine, disk, firstSeq: h.firstSeq, lastSeq: h.lastSeq, frameBytes: h.totalBytes });
     return c.json({ nextSeq: r.nextSeq });
   });

@@ -14,6 +14,9 @@ import type { BookmarkBook } from './bookmarks.ts';
 import { diskStatus } from './status.ts';
 import { blockHashesFor } from './block-hashes.ts';
 import { AgentVerificationUnavailableError, type AgentAuthenticator } from './site-link/agent-auth.ts';
+import type { WanLink } from './wan/wan-link.ts';
+import { processServerMetrics } from './wan/metrics.ts';
+import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
 
 export interface ProcessServerAppOptions {
   streams: Streams;
@@ -25,6 +28,8 @@ export interface ProcessServerAppOptions {
   /** Bookmark requests waiting for agents. */
   bookmarks: BookmarkBook;
   log: Logger;
+  /** The shared WAN link: spool budget for status, counters for /metrics. */
+  wan?: WanLink;
 }
 
 const Heartbeat = z.object({
@@ -166,7 +171,12 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
   app.get('/v1/status', (c) => {
     if (c.get('agentMachine') !== undefined) return c.json({ error: 'agents may not read the status of every stream' }, 403);
     const now = Date.now();
-    return c.json({ disks: o.streams.all().map((s) => diskStatus(s, now)) });
+    return c.json({ disks: o.streams.all().map((s) => diskStatus(s, now)), ...(o.wan ? { spool: o.wan.budget.status() } : {}) });
+  });
+
+  app.get('/metrics', (c) => {
+    if (c.get('agentMachine') !== undefined) return c.json({ error: 'agents may not read the metrics of every stream' }, 403);
+    return c.body(renderMetrics(processServerMetrics(o.streams.all(), o.wan, Date.now())), 200, { 'content-type': METRICS_CONTENT_TYPE });
   });
 
   app.onError((err, c) => {

@@ -10,6 +10,8 @@ import { processServerApp } from './http.ts';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { agentAuthenticator } from './site-link/agent-auth.ts';
 import { startProcessServerSiteLink, type ProcessServerSiteLink } from './site-link/site-link.ts';
+import { WanLink, type WanOptions } from './wan/wan-link.ts';
+import type { MasterTargetLink } from './stream.ts';
 
 /** Default limit of pending (not yet applied) bytes per stream. */
 export const DEFAULT_MAX_SPOOL_BYTES = 8 * 1024 * 1024 * 1024;
@@ -23,6 +25,8 @@ export interface ProcessServerOptions {
   /** Token for the master target, when it differs from `token`. */
   masterTargetToken?: string;
   maxSpoolBytes?: number;
+  /** Bandwidth schedule, whole-spool limit and optimisation of the WAN link (docs/wan-optimisation.md). */
+  wan?: WanOptions;
   log?: Logger;
   /**
    * The control plane this process server is enrolled with: it then polls its commands,
@@ -39,6 +43,7 @@ export interface ProcessServerOptions {
 
 export interface ProcessServer extends Listening {
   streams: Streams;
+  wan: WanLink;
   /** Present with `controlPlane`. */
   siteLink?: ProcessServerSiteLink;
 }
@@ -48,22 +53,39 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   const log = o.log ?? createLogger('process-server');
   const spoolDir = join(o.dataDir, 'spool');
   await mkdir(spoolDir, { recursive: true });
-  const streams = new Streams(spoolDir, { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token }, log);
+  const link: MasterTargetLink = { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token };
+  const streams = new Streams(spoolDir, link, log);
+  let onSpoolLevel: WanOptions['onSpoolLevel'] = () => {};
+  const wan = new WanLink({
+    ...o.wan,
+    onSpoolLevel: (st, previous) => {
+      (st.level === 'ok' ? log.info : log.warn).call(log, 'spool level changed', { level: st.level, previous, usedBytes: st.usedBytes, limitBytes: st.limitBytes });
+      o.wan?.onSpoolLevel?.(st, previous);
+      onSpoolLevel?.(st, previous);
+    },
+  }, () => streams.all());
+  link.wan = wan;
   await streams.openExisting();
   const client = o.controlPlane ? new ControlPlaneClient({ url: o.controlPlane.url, credential: o.controlPlane.credential }) : undefined;
   const bookmarks = new BookmarkBook();
   const app = processServerApp({
-    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log,
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan,
   });
   const listening = await serve(app, { host: o.host, port: o.port });
   const siteLink = client && await startProcessServerSiteLink({
     client, streams, bookmarks, dir: join(o.dataDir, 'site-link'), log, masterTargetUrl: o.masterTargetUrl,
     heartbeatIntervalMs: o.controlPlane!.heartbeatIntervalMs, softwareVersion: o.controlPlane!.softwareVersion,
+    spool: () => wan.budget.status(),
   });
+  if (siteLink) {
+    wan.machineRate = (machine) => siteLink.assignments.byMachineName(machine)?.policy.bandwidthLimitBytesPerSecond ?? undefined;
+    onSpoolLevel = () => void siteLink.sendHeartbeat().catch((err: unknown) => log.warn('spool level not reported to the control plane', { error: err as Error }));
+  }
   log.info('process server listening', { url: listening.url, masterTarget: o.masterTargetUrl, streams: streams.all().length, controlPlane: o.controlPlane?.url });
   return {
     ...listening,
     streams,
+    wan,
     siteLink,
     async close() {
       await siteLink?.close();

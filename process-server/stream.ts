@@ -11,10 +11,14 @@ import { StreamSpool } from './spool.ts';
 import { loadStreamState, saveStreamState } from './stream-state.ts';
 import { Mutex } from '../core/mutex.ts';
 import { Wakeable } from '../core/wakeable.ts';
+import { FRAME_VERSION_PIECES } from '../core/wire/frame.ts';
+import type { WanLink } from './wan/wan-link.ts';
 
 export interface MasterTargetLink {
   url: string;
   token?: string;
+  /** Shared WAN shipping (turns, bandwidth, references, spool budget); without it batches go as spooled. */
+  wan?: WanLink;
 }
 
 /** What the agent last said about this disk. */
@@ -49,6 +53,8 @@ export class Stream {
   private readonly waker = new Wakeable();
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** The master target reads version 2 frames (references and pieces). */
+  private masterTargetPieces = false;
 
   private constructor(
     readonly machine: string,
@@ -74,9 +80,10 @@ export class Stream {
   }
 
   private async refreshFromMasterTarget(): Promise<void> {
-    const pos = await getJson<{ nextSeq: number }>(this.mt.url, `/v1/streams/${this.machine}/${this.disk}`, { token: this.mt.token, timeoutMs: 10_000 });
+    const pos = await getJson<{ nextSeq: number; wireVersions?: unknown }>(this.mt.url, `/v1/streams/${this.machine}/${this.disk}`, { token: this.mt.token, timeoutMs: 10_000 });
     if (!Number.isSafeInteger(pos.nextSeq) || pos.nextSeq < 1) throw new Error(`master target gave an invalid position ${pos.nextSeq}`);
     this.appliedNextSeq = pos.nextSeq;
+    this.masterTargetPieces = Array.isArray(pos.wireVersions) && pos.wireVersions.includes(FRAME_VERSION_PIECES);
     await saveStreamState(this.dir, { version: 1, appliedNextSeq: pos.nextSeq });
   }
 
@@ -90,11 +97,20 @@ export class Stream {
       if (this.spool.bytes + frame.length > maxSpoolBytes) {
         return { status: 507, error: `spool full: ${this.spool.bytes} of ${maxSpoolBytes} bytes pending for ${this.machine}/${this.disk}` };
       }
+      const budget = this.mt.wan?.budget;
+      const refused = budget?.reserve(frame.length, this.spool.bytes, this.mt.wan!.activeStreams(this));
+      if (refused) return { status: 507, error: refused };
       try {
         await this.spool.append(frame, header);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOSPC') return { status: 507, error: 'spool disk is full' };
         throw e;
+      } finally {
+        budget?.release(frame.length);
+      }
+      if (this.mt.wan) {
+        this.mt.wan.totals.receivedBytes += frame.length;
+        this.mt.wan.totals.receivedBatches++;
       }
       this.waker.wake();
       return { status: 200, nextSeq: header.lastSeq + 1 };
@@ -163,8 +179,9 @@ export class Stream {
     // target a round of fsyncs, so fewer, larger batches keep its apply rate up.
     const entries = [entry];
     let bytes = entry.bytes;
+    const batchBytes = this.mt.wan?.batchBytes() ?? SHIP_BATCH_BYTES;
     for (const e of this.spool.from(entry.lastSeq + 1)) {
-      if (e.flags !== entry.flags || bytes + e.bytes > SHIP_BATCH_BYTES || entries.length >= SHIP_BATCH_FRAMES) break;
+      if (e.flags !== entry.flags || bytes + e.bytes > batchBytes || entries.length >= SHIP_BATCH_FRAMES) break;
       entries.push(e);
       bytes += e.bytes;
     }
@@ -174,9 +191,11 @@ export class Stream {
     while (n < frames.length && mergeable(headers[n - 1], headers[n])) n++;
     const header = { ...headers[n - 1], firstSeq: want };
     const frame = n === 1 && entry.firstSeq === want ? frames[0] : mergeFrames(frames.slice(0, n), want);
-    const r = await postBinary<{ nextSeq?: number; error?: string; reason?: string }>(
-      this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, frame, { token: this.mt.token, timeoutMs: 120_000 },
-    );
+    const r = this.mt.wan
+      ? await this.mt.wan.ship(this.mt, this.machine, this.disk, frame, this.masterTargetPieces)
+      : await postBinary<{ nextSeq?: number; error?: string; reason?: string }>(
+        this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, frame, { token: this.mt.token, timeoutMs: 120_000 },
+      );
     if (r.status === 200 || r.status === 409) {
       const next = r.body.nextSeq;
       if (!Number.isSafeInteger(next)) throw new Error(`master target answered ${r.status} without a position`);
@@ -184,6 +203,7 @@ export class Stream {
       this.appliedNextSeq = next!;
       if (r.status === 200) this.lastAppliedTimeMs = header.timeMs;
       await this.spool.dropThrough(next! - 1);
+      this.mt.wan?.budget.check();
       return;
     }
     throw new Error(`master target refused batch ${header.firstSeq}..${header.lastSeq}: ${r.status} ${r.body.error ?? ''}`.trim());

@@ -67,8 +67,18 @@ export const DiskReport = z.object({
 });
 export type DiskReport = z.infer<typeof DiskReport>;
 
+/** A process server's whole spool: its use, its limit (null: none) and the alert level (80 % warning, 95 % critical). */
+export const SpoolReport = z.object({
+  usedBytes: z.number().int().nonnegative(),
+  limitBytes: z.number().int().positive().nullable(),
+  level: z.enum(['ok', 'warning', 'critical', 'full']),
+});
+export type SpoolReport = z.infer<typeof SpoolReport>;
+
 export const Heartbeat = z.object({
   softwareVersion: z.string().max(64).optional(),
+  /** Process servers: their spool (sent at once when its level changes). */
+  spool: SpoolReport.optional(),
   disks: z.array(DiskReport).max(1000),
 });
 export type Heartbeat = z.infer<typeof Heartbeat>;

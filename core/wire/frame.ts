@@ -8,6 +8,8 @@ import { compressIfWorthwhile, decompress } from '../lz4.ts';
 
 export const FRAME_MAGIC = Buffer.from('TDMK', 'latin1');
 export const FRAME_VERSION = 1;
+/** Version of frames that may carry PIECES records (process server to master target only). */
+export const FRAME_VERSION_PIECES = 2;
 export const FRAME_HEADER_BYTES = 52;
 export const RECORD_HEADER_BYTES = 24;
 export const CHECKSUM_BYTES = 8;
@@ -29,6 +31,8 @@ export enum RecordType {
   ZERO = 2,
   TRIM = 3,
   TAG = 4,
+  /** Version 2 frames only: a write given as pieces (core/wire/pieces.ts). */
+  PIECES = 5,
 }
 
 const RECORD_FLAG_LZ4 = 1 << 0;
@@ -175,14 +179,14 @@ function u64(buf: Buffer, at: number, field: string): number {
  * Reads and checks a frame's fixed header from the start of `buf` (which may hold only the
  * header). Refuses a wrong magic, an unknown version or an impossible length.
  */
-export function readFrameHeader(buf: Buffer): FrameHeader {
+export function readFrameHeader(buf: Buffer, versions: readonly number[] = [FRAME_VERSION]): FrameHeader {
   if (buf.length < FRAME_HEADER_BYTES) {
     throw new FrameError('truncated', `truncated frame: ${buf.length} bytes, the header alone needs ${FRAME_HEADER_BYTES}`);
   }
   if (!buf.subarray(0, 4).equals(FRAME_MAGIC)) throw new FrameError('bad-magic', 'not a tidemark frame (bad magic)');
   const version = buf.readUInt16BE(4);
-  if (version !== FRAME_VERSION) {
-    throw new FrameError('unsupported-version', `unsupported frame version ${version} (this build reads version ${FRAME_VERSION})`);
+  if (!versions.includes(version)) {
+    throw new FrameError('unsupported-version', `unsupported frame version ${version} (this build reads version ${versions.join(' or ')})`);
   }
   const totalBytes = buf.readUInt32BE(44);
   if (totalBytes > MAX_FRAME_BYTES) throw new FrameError('too-large', `frame declares ${totalBytes} bytes, more than the ${MAX_FRAME_BYTES} allowed`);
@@ -213,7 +217,12 @@ export function readFrameHeader(buf: Buffer): FrameHeader {
 
 /** Checks a whole frame (length and checksum) and returns its header; payloads are not parsed. */
 export function verifyFrame(buf: Buffer): FrameHeader {
-  const header = readFrameHeader(buf);
+  return verifyFrameOf(buf, [FRAME_VERSION]);
+}
+
+/** `verifyFrame` for a reader of the given versions. */
+export function verifyFrameOf(buf: Buffer, versions: readonly number[]): FrameHeader {
+  const header = readFrameHeader(buf, versions);
   if (buf.length < header.totalBytes) {
     throw new FrameError('truncated', `truncated frame: ${buf.length} of ${header.totalBytes} bytes`);
   }
@@ -229,7 +238,12 @@ export function verifyFrame(buf: Buffer): FrameHeader {
 
 /** Checks a frame and splits it into records; payloads stay as sent (see `recordData`). */
 export function decodeFrame(buf: Buffer): DecodedFrame {
-  const header = verifyFrame(buf);
+  return decodeFrameOf(buf, [FRAME_VERSION]);
+}
+
+/** `decodeFrame` for a reader of the given versions (PIECES records are payloads still: core/wire/pieces.ts). */
+export function decodeFrameOf(buf: Buffer, versions: readonly number[]): DecodedFrame {
+  const header = verifyFrameOf(buf, versions);
   const end = header.totalBytes - CHECKSUM_BYTES;
   let at = FRAME_HEADER_BYTES + Buffer.byteLength(header.machine) + Buffer.byteLength(header.disk);
   const records: StoredRecord[] = [];
@@ -258,6 +272,9 @@ export function decodeFrame(buf: Buffer): DecodedFrame {
         break;
       case RecordType.TAG:
         parseTag(payload, i);
+        break;
+      case RecordType.PIECES:
+        if (header.version < FRAME_VERSION_PIECES || compressed || lengthBytes === 0) throw new FrameError('malformed', `record ${i}: unexpected pieces record`);
         break;
       default:
         throw new FrameError('malformed', `record ${i}: unknown record type ${type}`);

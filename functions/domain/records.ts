@@ -81,6 +81,11 @@ export const Server = z.object({
   enrolledAt: time,
   lastHeartbeatAt: time.nullable(),
   softwareVersion: z.string().nullable(),
+  spool: z.object({
+    usedBytes: z.number().int().nonnegative(),
+    limitBytes: z.number().int().positive().nullable(),
+    level: z.enum(['ok', 'warning', 'critical', 'full']),
+  }).optional().describe('process servers: the whole spool as last reported; level warning at 80 %, critical at 95 %'),
 }).openapi('Server');
 export type Server = z.infer<typeof Server>;
 

@@ -53,9 +53,14 @@ export async function applySiteEvent(ctx: Context, msg: SiteEventMessage): Promi
 }
 
 async function applyHeartbeat(ctx: Context, vaultId: string, serverId: string, receivedAt: string, hb: Heartbeat): Promise<void> {
-  await ctx.repo.update(keys.item(vaultId, 'servers', serverId), Server, (s) => ({
-    ...s, lastHeartbeatAt: receivedAt, softwareVersion: hb.softwareVersion ?? s.softwareVersion,
+  const server = await ctx.repo.update(keys.item(vaultId, 'servers', serverId), Server, (s) => ({
+    ...s, lastHeartbeatAt: receivedAt, softwareVersion: hb.softwareVersion ?? s.softwareVersion, ...(hb.spool ? { spool: hb.spool } : {}),
   }));
+  if (hb.spool && server && server.before?.spool?.level !== hb.spool.level) {
+    (hb.spool.level === 'ok' ? ctx.log.info : ctx.log.warn).call(ctx.log, 'process server spool level changed', {
+      vaultId, serverId, level: hb.spool.level, previous: server.before?.spool?.level ?? 'ok', usedBytes: hb.spool.usedBytes, limitBytes: hb.spool.limitBytes,
+    });
+  }
   const byMachine = new Map<string, Heartbeat['disks']>();
   for (const d of hb.disks) byMachine.set(d.machineId, [...(byMachine.get(d.machineId) ?? []), d]);
   for (const [machineId, reports] of byMachine) {

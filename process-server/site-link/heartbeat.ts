@@ -7,12 +7,12 @@
  * is the age of the oldest change waiting; for a disk whose agent never connected, the time
  * since the machine was assigned.
  */
-import type { DiskReport, Heartbeat } from '../../core/control-plane/protocol.ts';
+import type { DiskReport, Heartbeat, SpoolReport } from '../../core/control-plane/protocol.ts';
 import type { Streams } from '../streams.ts';
 import { diskStatus } from '../status.ts';
 import type { Assignments } from '../../core/control-plane/assignments.ts';
 
-export function buildHeartbeat(assignments: Assignments, streams: Streams, nowMs: number, softwareVersion?: string): Heartbeat {
+export function buildHeartbeat(assignments: Assignments, streams: Streams, nowMs: number, softwareVersion?: string, spool?: SpoolReport): Heartbeat {
   const byName = new Map(streams.all().map((s) => [`${s.machine}/${s.disk}`, s]));
   const disks: DiskReport[] = [];
   for (const a of assignments.list()) {
@@ -34,7 +34,7 @@ export function buildHeartbeat(assignments: Assignments, streams: Streams, nowMs
       });
     }
   }
-  return { ...(softwareVersion ? { softwareVersion } : {}), disks: disks.slice(0, 1000) };
+  return { ...(softwareVersion ? { softwareVersion } : {}), ...(spool ? { spool } : {}), disks: disks.slice(0, 1000) };
 }
 
 function round(s: number): number {

@@ -12,7 +12,7 @@
 import { mkdir } from 'node:fs/promises';
 import type { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { runCommandLoop, runEvery } from '../../core/control-plane/command-loop.ts';
-import type { SiteCommand } from '../../core/control-plane/protocol.ts';
+import type { SiteCommand, SpoolReport } from '../../core/control-plane/protocol.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Streams } from '../streams.ts';
 import { Assignments } from '../../core/control-plane/assignments.ts';
@@ -40,6 +40,8 @@ export interface ProcessServerSiteLinkOptions {
   /** Seconds each command poll waits. @default 20 */
   readonly pollWaitSeconds?: number;
   readonly softwareVersion?: string;
+  /** The whole spool's use and level, reported with each heartbeat. */
+  readonly spool?: () => SpoolReport;
 }
 
 export interface ProcessServerSiteLink {
@@ -55,7 +57,7 @@ export async function startProcessServerSiteLink(o: ProcessServerSiteLinkOptions
   const stop = new AbortController();
   const log = o.log.child({ link: 'control-plane' });
   const sendHeartbeat = async () => {
-    await o.client.sendHeartbeat(buildHeartbeat(assignments, o.streams, Date.now(), o.softwareVersion), { signal: stop.signal });
+    await o.client.sendHeartbeat(buildHeartbeat(assignments, o.streams, Date.now(), o.softwareVersion, o.spool?.()), { signal: stop.signal });
   };
 
   const bookmarks = o.bookmarks && new BookmarkRequests({ book: o.bookmarks, client: o.client, log, signal: stop.signal, timeoutMs: o.bookmarkTimeoutMs });

@@ -47,13 +47,13 @@ describe('master target HTTP API', () => {
     assert.equal(wrong.status, 401);
     assert.match((await json(wrong)).error, /token/);
     assert.equal((await post(mt, encodeFrame(batches[0]), undefined, {})).status, 401);
-    assert.deepEqual(await json(await mt.app.request('/v1/streams/m1/disk0', { headers: auth })), { machine: 'm1', disk: 'disk0', nextSeq: 1 });
+    assert.deepEqual(await json(await mt.app.request('/v1/streams/m1/disk0', { headers: auth })), { machine: 'm1', disk: 'disk0', nextSeq: 1, wireVersions: [1, 2] });
   });
 
   it('refuses each kind of bad frame with 400 and its reason, storing nothing', async () => {
     const good = encodeFrame(batches[0]);
     const versioned = Buffer.from(good);
-    versioned.writeUInt16BE(2, 4);
+    versioned.writeUInt16BE(3, 4);
     const flipped = Buffer.from(good);
     flipped[good.length - 20] ^= 0xff;
     const magic = Buffer.from(good);
