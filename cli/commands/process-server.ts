@@ -3,6 +3,7 @@ import { createLogger } from '../../core/log.ts';
 import { startProcessServer, DEFAULT_MAX_SPOOL_BYTES } from '../../process-server/server.ts';
 import { parse, required, optional, parseBytes, parseUrl } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
+import { parseSchedule } from '../../process-server/wan/bandwidth.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
 import type { Command } from './command.ts';
@@ -11,6 +12,7 @@ export const processServerCommand: Command = {
   name: 'process-server',
   summary: 'run a process server: durable spool between agents and the master target',
   help: `Usage: tidemark process-server --data DIR --listen HOST:PORT --master-target URL [--max-spool-bytes SIZE] [--token TOKEN]
+                               [--spool-max-bytes SIZE] [--bandwidth SCHEDULE]
                                [--control-plane URL --key KEY [--name NAME] [--site NAME] [--url URL]]
 
 Receives agents' batches, keeps them in a durable spool and ships them in order to the
@@ -20,6 +22,10 @@ master target, resuming wherever it stands after a restart or a dropped link.
   --listen HOST:PORT      address to serve agents on, e.g. 0.0.0.0:7401
   --master-target URL     the master target, e.g. http://dr-site:7402
   --max-spool-bytes SIZE  pending bytes allowed per disk before agents are told to wait (default ${DEFAULT_MAX_SPOOL_BYTES / 1024 ** 3}G)
+  --spool-max-bytes SIZE  limit of the whole spool, all disks together (default none): status and
+                          the control plane are told at 80% and 95%, and when it is full agents get 507
+  --bandwidth SCHEDULE    WAN limit to the master target by local time of day, e.g.
+                          '08:00-18:00=20MB/s,*=unlimited' or just '50MB/s' (default unlimited)
   --token TOKEN           require this bearer token and send it on (default: $TIDEMARK_TOKEN)
 ${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane, agents may also authenticate with their own credential: the control
@@ -28,11 +34,17 @@ plane confirms it, and the agent may then only touch its own machine's streams.
   async run(argv, env) {
     const { values: flags } = parse('process-server', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, 'master-target': { type: 'string' }, 'max-spool-bytes': { type: 'string' }, token: { type: 'string' },
+      'spool-max-bytes': { type: 'string' }, bandwidth: { type: 'string' },
       ...SERVER_ENROLLMENT_OPTIONS,
     });
     const values = { ...env.serverOptions, ...flags };
     const listen = parseListen(required('process-server', values, 'listen'));
     const spool = optional(values, 'max-spool-bytes');
+    const spoolTotal = optional(values, 'spool-max-bytes');
+    const wan = {
+      spoolMaxBytes: spoolTotal ? parseBytes('spool-max-bytes', spoolTotal) : undefined,
+      bandwidth: optional(values, 'bandwidth') ? parseSchedule(optional(values, 'bandwidth')!) : undefined,
+    };
     const dataDir = required('process-server', values, 'data');
     const enrollment = await enrollServer('process-server', 'process-server', values, dataDir, listen);
     const ps = await startProcessServer({
@@ -43,6 +55,7 @@ plane confirms it, and the agent may then only touch its own machine's streams.
       masterTargetUrl: parseUrl('master target', required('process-server', values, 'master-target')),
       token: optional(values, 'token') ?? env.token,
       maxSpoolBytes: spool ? parseBytes('max-spool-bytes', spool) : undefined,
+      wan,
       log: createLogger('process-server', { level: env.logLevel }),
     });
     process.stdout.write(`process server listening on ${ps.url}\n`);
