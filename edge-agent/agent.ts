@@ -31,7 +31,9 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     machine: o.machine, disk: diskName(i), path, stateDir: o.stateDir, processServerUrl: o.processServerUrl, token: o.token,
     intervalSeconds: o.intervalSeconds, hooks: o.hooks, log, signal: o.signal, onEvent: o.onEvent,
   }));
-  const heartbeat = heartbeatLoop(o, {
+  // The heartbeat stops with the disks: a disk that fails for good ends the agent (and its service restarts it).
+  const disksDone = new AbortController();
+  const heartbeat = heartbeatLoop({ ...o, signal: AbortSignal.any([o.signal, disksDone.signal]) }, {
     report: () => disks.map((d, i) => ({ disk: diskName(i), phase: d.phase, doneBytes: d.doneBytes, totalBytes: d.totalBytes, intervalSeconds: o.intervalSeconds })),
     bookmark: (ask) => Promise.all(disks.map(async (d, i) => {
       try {
@@ -46,6 +48,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   } catch (e) {
     if (!o.signal.aborted) throw e;
   } finally {
+    disksDone.abort();
     await heartbeat;
   }
 }
