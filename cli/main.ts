@@ -1,6 +1,5 @@
 /** The `tidemark` command: dispatches to one command per file under commands/. */
-import { TidemarkError } from '../core/errors.ts';
-import { readEnvironment } from './config.ts';
+import { runCommand } from './run-command.ts';
 import type { Command } from './commands/command.ts';
 import { masterTargetCommand } from './commands/master-target.ts';
 import { processServerCommand } from './commands/process-server.ts';
@@ -49,18 +48,5 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`tidemark: unknown command '${name}'\n\n${usage()}`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(command.help);
-    return 0;
-  }
-  try {
-    return await command.run(rest, readEnvironment());
-  } catch (e) {
-    const err = e as Error & { hint?: string; code?: string };
-    process.stderr.write(`tidemark ${name}: ${err.message}\n`);
-    if (err instanceof TidemarkError && err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
-    else if (err.code === 'EADDRINUSE') process.stderr.write('  hint: that address is in use; choose another --listen port\n');
-    else if (!(err instanceof TidemarkError)) process.stderr.write(`${err.stack ?? ''}\n`);
-    return 1;
-  }
+  return runCommand(command, rest);
 }

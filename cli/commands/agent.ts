@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { UsageError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
@@ -18,6 +19,7 @@ export const agentCommand: Command = {
                       --mode tap --nbd HOST:PORT [--max-log-bytes SIZE] [--token TOKEN]
                       [--freeze-cmd CMD --thaw-cmd CMD --app-consistent-interval DURATION]
        tidemark agent --state DIR --control-plane URL --key KEY [--site NAME] --machine NAME --disk PATH ... (scan or tap options)
+       tidemark agent --state DIR --control-plane URL --key KEY [--site NAME] --machine NAME --disk PATH ... --enroll-only
 
 Protects files or block devices. Disks are named disk0, disk1, ... in the order given.
 
@@ -35,6 +37,8 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
                         is kept in DIR/enrollment.json), wait until protection is enabled, then push to
                         the process server it names, authenticated by this agent's own credential
   --key KEY             registration key for the first enrollment (tidemark up prints one)
+  --key-file FILE       read the registration key from the first line of FILE instead
+  --enroll-only         enroll (or confirm the kept enrollment), print the machine id and exit (install.sh uses it)
   --site NAME           the site this machine belongs to (default primary)
   --machine NAME        this machine's name in Tidemark
   --disk PATH           a file or block device to protect (repeat for more disks)
@@ -54,7 +58,8 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       disk: { type: 'string', multiple: true }, mode: { type: 'string' }, interval: { type: 'string' },
       'freeze-cmd': { type: 'string' }, 'thaw-cmd': { type: 'string' }, token: { type: 'string' },
       nbd: { type: 'string' }, 'max-log-bytes': { type: 'string' }, 'app-consistent-interval': { type: 'string' },
-      'control-plane': { type: 'string' }, key: { type: 'string' }, site: { type: 'string' },
+      'control-plane': { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, site: { type: 'string' },
+      'enroll-only': { type: 'boolean' },
     });
     const disks = (values.disk as string[] | undefined) ?? [];
     if (disks.length === 0) throw new UsageError('agent: give at least one --disk PATH', { hint: "see 'tidemark agent --help'" });
@@ -133,16 +138,21 @@ async function pushTarget(
   const v = values as Parameters<typeof optional>[0];
   const controlPlane = optional(v, 'control-plane');
   if (!controlPlane) {
+    if (v['enroll-only'] === true) throw new UsageError('agent: --enroll-only needs --control-plane URL');
     return { processServerUrl: parseUrl('process server', required('agent', v, 'process-server')), token: optional(v, 'token') ?? envToken };
   }
   if (optional(v, 'process-server')) throw new UsageError('agent: give --process-server or --control-plane, not both');
   const url = parseUrl('control plane', controlPlane);
   const machine = required('agent', v, 'machine');
   const { enrollment, enrolledNow } = await enrollAgent({
-    controlPlaneUrl: url, registrationKey: optional(v, 'key'), stateDir: required('agent', v, 'state'),
+    controlPlaneUrl: url, registrationKey: await registrationKey(v), stateDir: required('agent', v, 'state'),
     machine, siteName: optional(v, 'site') ?? 'primary', disks, signal,
   });
   if (enrolledNow) process.stdout.write(`enrolled ${machine} as ${enrollment.machineId} in vault ${enrollment.vaultId}\n`);
+  if (v['enroll-only'] === true) {
+    if (!enrolledNow) process.stdout.write(`already enrolled: ${machine} is ${enrollment.machineId} in vault ${enrollment.vaultId}\n`);
+    return undefined;
+  }
   process.stdout.write('waiting for protection to be enabled\n');
   try {
     const a = await waitForAssignment({ controlPlaneUrl: url, credential: enrollment.credential, log, signal });
@@ -152,4 +162,17 @@ async function pushTarget(
     if (signal.aborted) return undefined;
     throw err;
   }
+}
+
+/** `--key`, or the first line of `--key-file` (so that the key need not be on a command line). */
+async function registrationKey(v: Parameters<typeof optional>[0]): Promise<string | undefined> {
+  const file = optional(v, 'key-file');
+  if (!file) return optional(v, 'key');
+  if (optional(v, 'key')) throw new UsageError('agent: give --key or --key-file, not both');
+  const text = await readFile(file, 'utf8').catch((err: Error) => {
+    throw new UsageError(`agent: cannot read --key-file ${file}: ${err.message}`);
+  });
+  const key = text.split('\n')[0]!.trim();
+  if (!key) throw new UsageError(`agent: --key-file ${file} is empty`);
+  return key;
 }
