@@ -67,7 +67,7 @@ test('installs, enrolls, runs as its unit says, and uninstalls to the root as it
   const added = after.filter((l) => !before.includes(l));
   assert.deepEqual(added, [
     'd 700 var/lib/tidemark/agent', 'd 755 etc/systemd', 'd 755 etc/systemd/system', 'd 755 etc/tidemark', 'd 755 opt', 'd 755 opt/tidemark',
-    'd 755 var/lib/tidemark', 'f 600 var/lib/tidemark/agent/enrollment.json', 'f 640 etc/tidemark/agent.env',
+    'd 755 var/lib/tidemark', 'f 600 var/lib/tidemark/agent/enrollment-key.pem', 'f 600 var/lib/tidemark/agent/enrollment.json', 'f 640 etc/tidemark/agent.env',
     'f 644 etc/systemd/system/tidemark-agent.service', 'f 644 var/lib/tidemark/agent-install.manifest',
     'f 755 opt/tidemark/install.sh', 'f 755 opt/tidemark/tidemark-agent.mjs',
   ].sort((a, b) => a.slice(6).localeCompare(b.slice(6))).sort());
