@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { makeSampleDisk, sha256File, writeRandomBlocks, seededRandom } from '../../cli/demo/sample-disk.ts';
@@ -22,6 +22,7 @@ import { Podman, run, unavailable } from './podman.ts';
 const MiB = 1024 * 1024;
 const DISK_BYTES = 32 * MiB;
 const IMAGE_UID = 10001;
+const PODMAN_HOST_PATHS = ['/var/lib/containers', join(homedir(), '.config', 'containers')];
 
 const skip = await unavailable();
 
@@ -36,13 +37,22 @@ test('both images build on a local base, run as non-root, report healthy and rep
   const psUrl = `http://127.0.0.1:${psPort}`;
   const mtUrl = `http://127.0.0.1:${mtPort}`;
   let agent: Running | undefined;
+  // Even with a private store, podman keeps a blob cache in /var/lib/containers and leaves a
+  // folder in ~/.config/containers: remove those after if they were not there before.
+  const hostPathsBefore = await Promise.all(PODMAN_HOST_PATHS.map((p) => stat(p).then(() => true, () => false)));
   const began = Date.now();
+  const phases: string[] = [];
+  let last = began;
+  const phase = (name: string) => {
+    phases.push(`${name} ${((Date.now() - last) / 1000).toFixed(1)} s`);
+    last = Date.now();
+  };
   try {
     const build = await run('bash', [join(REPO, 'scripts', 'container-images.sh'), '--local-base', '--root', podman.root, '--tag', tag], { timeoutMs: 180_000 });
     assert.equal(build.code, 0, `image build failed:\n${build.stdout}\n${build.stderr}`);
-    const buildSeconds = (Date.now() - began) / 1000;
+    phase('build');
     const sizes = await podman.ok(['images', '--format', '{{.Repository}} {{.Size}}', '--filter', `reference=localhost/tidemark-*:${tag}`]);
-    t.diagnostic(`build ${buildSeconds.toFixed(1)} s; ${sizes.split('\n').join('; ')}`);
+    t.diagnostic(`images: ${sizes.split('\n').join('; ')}`);
     for (const role of ['process-server', 'master-target']) {
       const [image] = JSON.parse(await podman.ok(['image', 'inspect', `localhost/tidemark-${role}:${tag}`])) as {
         Config: { User: string; Volumes: Record<string, unknown> }; Healthcheck?: { Test: string[] };
@@ -65,6 +75,7 @@ test('both images build on a local base, run as non-root, report healthy and rep
     ]);
     await healthy(podman, mt);
     await healthy(podman, ps);
+    phase('start until healthy');
     for (const name of [mt, ps]) assert.equal(await serverUid(podman, name), IMAGE_UID, `${name} runs as the image's user`);
     // The check fails when the server does not answer, or "healthy" above would mean nothing.
     const closedPort = await freePort();
@@ -118,6 +129,7 @@ test('both images build on a local base, run as non-root, report healthy and rep
     assert.equal(await exported(first), hashes.get(0), 'the first point equals the source before the change');
     assert.equal(await exported(last), hashes.get(1), 'the last point equals the source after the change');
 
+    phase('replicate and export');
     // Data lives in the volumes, owned by the image's user: a new master target container on
     // the same volume still has every point.
     for (const name of [mt, ps]) {
@@ -132,7 +144,8 @@ test('both images build on a local base, run as non-root, report healthy and rep
     await healthy(podman, mt);
     assert.deepEqual(await points(), all);
     assert.equal(await exported(first), hashes.get(0), 'the first point survives the master target container');
-    t.diagnostic(`test ${((Date.now() - began) / 1000).toFixed(1)} s, ${all.length} points`);
+    phase('replace master target, export');
+    t.diagnostic(`${phases.join(', ')}; ${all.length} points`);
   } catch (e) {
     const logs = await Promise.all([mt, ps].map(async (n) => `--- ${n} ---\n${(await podman.run(['logs', '--tail', '40', n])).stderr.slice(-3000)}`));
     (e as Error).message += `\n${logs.join('\n')}\n--- agent ---\n${agent?.stderr().slice(-3000) ?? ''}`;
@@ -144,6 +157,8 @@ test('both images build on a local base, run as non-root, report healthy and rep
     await podman.run(['rmi', '--force', `localhost/tidemark-process-server:${tag}`, `localhost/tidemark-master-target:${tag}`, `localhost/tidemark-node-base:${tag}`]);
     await podman.run(['system', 'reset', '--force'], 60_000);
     await rm(dir, { recursive: true, force: true });
+    for (const [i, p] of PODMAN_HOST_PATHS.entries()) if (!hostPathsBefore[i]) await rm(p, { recursive: true, force: true });
+    t.diagnostic(`cleanup ${((Date.now() - last) / 1000).toFixed(1)} s; whole test ${((Date.now() - began) / 1000).toFixed(1)} s`);
   }
 });
 
