@@ -12,8 +12,13 @@ import { loadDiskState, newDiskState, saveDiskState, type DiskState } from './di
 import { Uploader, SeqConflictError, sleep } from './uploader.ts';
 import { scanPass, type PassKind, type PassResult } from './scan-pass.ts';
 import { freeze, type FreezeHooks } from './hooks.ts';
+import { fetchReplicaHashes, HASH_WINDOW_BLOCKS } from './replica-hashes.ts';
+import { BLOCK_HASH_BYTES } from '../core/hash.ts';
 
 export type DiskPhase = 'INITIAL_SYNC' | 'CONTINUOUS' | 'RESYNC';
+
+/** How long a resync waits for the process server to drain its backlog before sending every block instead. */
+const SEED_WAIT_MS = 5 * 60_000;
 
 export interface DiskAgentOptions {
   machine: string;
@@ -100,11 +105,50 @@ export class DiskAgent {
       this.log.error('the process server has lost acknowledged data; the disk will be resynchronised', { acknowledgedThrough: this.state.nextSeq - 1, serverNextSeq: ps });
       await this.manifest.reset(this.src.sizeBytes);
       this.state.initialSync = { done: false, cursorBlock: 0, sendZeros: true, resync: this.state.initialSync.done || this.state.initialSync.resync };
+      await this.seedFromReplica(ps);
     } else if (fresh && ps > 1) {
-      this.log.warn('the replica already holds data for this disk; the initial sync will overwrite all of it', { serverNextSeq: ps });
+      this.log.warn('the replica already holds data for this disk; comparing block hashes with it', { serverNextSeq: ps });
       this.state.initialSync.sendZeros = true;
+      await this.seedFromReplica(ps);
     }
     this.state.nextSeq = ps;
+  }
+
+  /**
+   * Fills the manifest with the replica's own block hashes, taken at exactly the state the
+   * next record (`nextSeq`) applies to, so the coming pass sends only the blocks that differ.
+   * Anything less certain (another state, another size, no answer in time) leaves the manifest
+   * empty and every block is sent.
+   */
+  private async seedFromReplica(nextSeq: number): Promise<boolean> {
+    const blocks = this.manifest.blockCount;
+    const all = Buffer.alloc(blocks * BLOCK_HASH_BYTES);
+    const peer = { processServerUrl: this.o.processServerUrl, token: this.o.token, machine: this.o.machine, disk: this.o.disk, signal: this.o.signal };
+    const giveUpAt = Date.now() + SEED_WAIT_MS;
+    let waitMs = 250;
+    for (let first = 0; first < blocks;) {
+      const want = Math.min(HASH_WINDOW_BLOCKS, blocks - first);
+      const f = await fetchReplicaHashes(peer, first, want);
+      if (f.kind === 'wait') {
+        if (Date.now() > giveUpAt) return this.seedFailed(`no block hashes within ${SEED_WAIT_MS / 1000} s (${f.why})`);
+        await sleep(waitMs, this.o.signal);
+        waitMs = Math.min(waitMs * 2, 5_000);
+        continue;
+      }
+      if (f.kind === 'none') return this.seedFailed(f.why);
+      if (f.seq !== nextSeq - 1) return this.seedFailed(`the replica is at seq ${f.seq}, the stream continues at ${nextSeq}`);
+      if (f.diskBytes !== this.src.sizeBytes || f.count !== want) return this.seedFailed(`the replica is ${f.diskBytes} bytes, the disk ${this.src.sizeBytes}`);
+      f.hashes.copy(all, first * BLOCK_HASH_BYTES);
+      first += want;
+    }
+    await this.manifest.adopt(all);
+    this.log.info('block hashes taken from the replica: only blocks that differ will be sent', { blocks, atSeq: nextSeq - 1 });
+    return true;
+  }
+
+  private seedFailed(why: string): false {
+    this.log.warn('cannot compare with the replica; every block will be sent', { why });
+    return false;
   }
 
   private async cycle(): Promise<void> {

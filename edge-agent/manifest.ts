@@ -53,6 +53,14 @@ export class Manifest {
     await this.fh.sync();
   }
 
+  /** Takes the replica's own hashes for every block (`blockCount` digests back to back), durably. */
+  async adopt(hashes: Buffer): Promise<void> {
+    if (hashes.length !== this.hashes.length) throw new Error(`manifest expects ${this.blockCount} block hashes, got ${hashes.length / BLOCK_HASH_BYTES}`);
+    hashes.copy(this.hashes);
+    await this.fh.write(this.hashes, 0, this.hashes.length, HEADER_BYTES);
+    await this.fh.sync();
+  }
+
   matches(block: number, hash: Buffer): boolean {
     return this.hashes.compare(hash, 0, BLOCK_HASH_BYTES, block * BLOCK_HASH_BYTES, (block + 1) * BLOCK_HASH_BYTES) === 0;
   }
