@@ -73,6 +73,12 @@ export interface NbdExport {
    * keep the range allocated. It is a hint the backend may ignore.
    */
   writeZeroes(offset: number, length: number, fua: boolean, mayTrim: boolean): MaybePromise<void>;
+  /**
+   * Optional: finishes work the backend deferred from calls that already returned (e.g. one
+   * write of a change log for a burst of requests). The server calls it before any reply
+   * leaves, so a reply never overtakes what its call deferred. It must not throw.
+   */
+  commit?(): void;
 }
 
 /** A line of `NBD_OPT_LIST`. */

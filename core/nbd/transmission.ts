@@ -364,6 +364,8 @@ export class Transmission {
   }
 
   private flushBatch(): void {
+    // Replies leave only after whatever their calls deferred is done.
+    this.exp.commit?.();
     const count = this.batch.length;
     if (count === 0) return;
     const data = count === 1 ? this.batch[0] : Buffer.concat(this.batch, this.batchBytes);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../../core/wire/frame.ts';
 import { FrameLog } from '../../core/frame-log.ts';
+import { RecordFrameEncoder, type FrameMeta } from '../../core/wire/record-frame.ts';
 import type { Logger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { blockHash } from '../../core/hash.ts';
@@ -22,6 +23,10 @@ const BLOCK = BITMAP_BLOCK_BYTES;
 /** Reads up to this size are served synchronously: cheaper than the thread pool for small requests. */
 const SYNC_READ_MAX_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
+/** Frames up to this size wait for the burst's one log write; larger ones are written at once, without a copy. */
+const PENDING_FRAME_MAX_BYTES = 64 * 1024 + 256;
+/** Room for the pending frames of one burst; a fuller burst writes them in several calls. */
+const PENDING_BYTES = 1024 * 1024;
 /** Blocks read per synchronous step of the initial sync or a resync round. */
 export const SYNC_STEP_BLOCKS = 16;
 
@@ -58,6 +63,10 @@ export class TapDisk implements NbdExport {
   onAppend: () => void = () => undefined;
   private readonly fd: number;
   private readonly zeroBlock = Buffer.alloc(BLOCK);
+  private readonly encoder: RecordFrameEncoder;
+  /** Frames of this burst's writes, back to back, not yet in the log (see `commit`). */
+  private pending = { buf: Buffer.allocUnsafe(PENDING_BYTES), used: 0, frames: [] as FrameMeta[], ranges: [] as number[] };
+  private commitQueued = false;
 
   private constructor(readonly o: TapDiskOptions, changeLog: FrameLog, bitmap: DirtyBitmap, fd: number, sizeBytes: number) {
     this.name = o.disk;
@@ -66,6 +75,7 @@ export class TapDisk implements NbdExport {
     this.bitmap = bitmap;
     this.fd = fd;
     this.sizeBytes = sizeBytes;
+    this.encoder = new RecordFrameEncoder(o.machine, o.disk, sizeBytes);
     this.nextSeq = Math.max(changeLog.nextSeq ?? 0, o.state.ackedNextSeq);
   }
 
@@ -90,7 +100,7 @@ export class TapDisk implements NbdExport {
   get logBytes(): number {
     const newest = this.changeLog.newest();
     const kept = newest && newest.lastSeq < this.state.ackedNextSeq ? newest.bytes : 0;
-    return this.changeLog.bytes - kept;
+    return this.changeLog.bytes - kept + this.pending.used;
   }
 
   /** Every record boundary is a crash-consistent state of the disk. */
@@ -115,8 +125,9 @@ export class TapDisk implements NbdExport {
 
   // ---- recording -------------------------------------------------------------------------
 
-  /** Appends records as one frame with the next seqs; false when the log has no room. */
+  /** Appends records as one frame with the next seqs (after the pending ones); false when the log has no room. */
   private append(records: BatchRecord[], flags: number, force = false): boolean {
+    this.commit();
     const frame = encodeFrame({
       machine: this.o.machine, disk: this.o.disk, firstSeq: this.nextSeq, timeMs: Date.now(), diskBytes: this.sizeBytes, flags, records, compress: false,
     });
@@ -127,18 +138,77 @@ export class TapDisk implements NbdExport {
     return true;
   }
 
-  /** Records one change made by the consumer; enters bitmap mode when the log is full. */
-  private recordChange(rec: BatchRecord, offset: number, length: number, applyToDisk: () => void): void {
+  /**
+   * Records one change made by the consumer, right after applying it: its frame joins the
+   * pending ones (written to the log by `commit`, once per burst of requests, before their
+   * replies leave), or, when its payload is large, goes to the log at once without copying.
+   * Enters bitmap mode when the log is full.
+   */
+  private recordChange(type: RecordType.WRITE | RecordType.ZERO | RecordType.TRIM, offset: number, length: number, data: Buffer | undefined, applyToDisk: () => void): void {
     if (this.state.bitmapMode) {
       this.bitmap.markRange(offset, length);
       applyToDisk();
       return;
     }
     applyToDisk();
-    if (this.append([rec], this.consistent ? FrameFlag.ORDERED : 0)) return;
-    this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.logBytes, maxLogBytes: this.o.maxLogBytes });
-    this.state.bitmapMode = true;
-    this.bitmap.markRange(offset, length);
+    const frameBytes = this.encoder.frameBytes(data ? data.length : 0);
+    if (this.logBytes + frameBytes > this.o.maxLogBytes) {
+      this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.logBytes, maxLogBytes: this.o.maxLogBytes });
+      this.state.bitmapMode = true;
+      this.bitmap.markRange(offset, length);
+      return;
+    }
+    const flags = this.consistent ? FrameFlag.ORDERED : 0;
+    const now = Date.now();
+    if (frameBytes > PENDING_FRAME_MAX_BYTES) {
+      this.commit();
+      const f = this.encoder.encode(this.nextSeq, now, flags, type, offset, length, data);
+      this.changeLog.appendPartsSync([f.head, f.payload, f.checksum], [f]);
+      this.nextSeq++;
+      this.onAppend();
+      return;
+    }
+    const p = this.pending;
+    if (p.used + frameBytes > p.buf.length) this.commit();
+    const f = this.encoder.encode(this.nextSeq, now, flags, type, offset, length, data, { buf: p.buf, at: p.used });
+    p.used += f.bytes;
+    p.frames.push({ firstSeq: f.firstSeq, lastSeq: f.lastSeq, timeMs: f.timeMs, flags: f.flags, bytes: f.bytes });
+    p.ranges.push(offset, length);
+    this.nextSeq++;
+    if (!this.commitQueued) {
+      // A caller that is not the NBD server (which commits before replying) still gets its frames written.
+      this.commitQueued = true;
+      queueMicrotask(() => {
+        this.commitQueued = false;
+        this.commit();
+      });
+    }
+  }
+
+  /**
+   * Writes the pending frames to the log in one call. The NBD server calls it before replies
+   * leave, so a reply always follows both the data and its record. Should the log write fail,
+   * the writes (already on the disk) go to the dirty bitmap and the disk resyncs.
+   */
+  commit(): void {
+    const p = this.pending;
+    if (p.frames.length === 0) return;
+    const frames = p.frames;
+    const ranges = p.ranges;
+    const bytes = p.buf.subarray(0, p.used);
+    p.frames = [];
+    p.ranges = [];
+    p.used = 0;
+    try {
+      this.changeLog.appendPartsSync([bytes], frames);
+    } catch (e) {
+      this.o.log.error('change log write failed: tracking the writes in the dirty bitmap; the disk will resync', { error: e as Error });
+      this.nextSeq = frames[0].firstSeq;
+      this.state.bitmapMode = true;
+      for (let i = 0; i < ranges.length; i += 2) this.bitmap.markRange(ranges[i], ranges[i + 1]);
+      return;
+    }
+    this.onAppend();
   }
 
   // ---- NbdExport --------------------------------------------------------------------------
@@ -188,24 +258,26 @@ export class TapDisk implements NbdExport {
     }
   }
 
-  async write(offset: number, data: Buffer, fua: boolean): Promise<void> {
+  /** Synchronous unless `fua`: the server then replies in the same turn, with the other replies of its burst. */
+  write(offset: number, data: Buffer, fua: boolean): void | Promise<void> {
     // `data` may be a view of the connection's buffer: the record is encoded (copied) at once.
-    this.recordChange({ type: RecordType.WRITE, offset, data }, offset, data.length, () => this.writeExact(data, offset));
-    if (fua) await this.flush();
+    this.recordChange(RecordType.WRITE, offset, data.length, data, () => this.writeExact(data, offset));
+    if (fua) return this.flush();
   }
 
-  async writeZeroes(offset: number, length: number, fua: boolean): Promise<void> {
-    this.recordChange({ type: RecordType.ZERO, offset, lengthBytes: length }, offset, length, () => this.writeZerosToDisk(offset, length));
-    if (fua) await this.flush();
+  writeZeroes(offset: number, length: number, fua: boolean): void | Promise<void> {
+    this.recordChange(RecordType.ZERO, offset, length, undefined, () => this.writeZerosToDisk(offset, length));
+    if (fua) return this.flush();
   }
 
-  async trim(offset: number, length: number, fua: boolean): Promise<void> {
+  trim(offset: number, length: number, fua: boolean): void | Promise<void> {
     // The replica applies a trim as zeros; the source must read the same.
-    this.recordChange({ type: RecordType.TRIM, offset, lengthBytes: length }, offset, length, () => this.writeZerosToDisk(offset, length));
-    if (fua) await this.flush();
+    this.recordChange(RecordType.TRIM, offset, length, undefined, () => this.writeZerosToDisk(offset, length));
+    if (fua) return this.flush();
   }
 
   async flush(): Promise<void> {
+    this.commit();
     await this.changeLog.sync();
     fdatasyncSync(this.fd);
   }
@@ -320,6 +392,7 @@ export class TapDisk implements NbdExport {
    * is newer than the stream).
    */
   restartStreamAt(seq: number): void {
+    this.commit();
     this.changeLog.dropThrough(Number.MAX_SAFE_INTEGER);
     this.nextSeq = seq;
     this.streamRestarts++;
@@ -338,6 +411,7 @@ export class TapDisk implements NbdExport {
   }
 
   close(): void {
+    this.commit();
     this.changeLog.close();
     this.bitmap.close();
     closeSync(this.fd);
