@@ -3,7 +3,7 @@
  * path, and point-in-time readers. Applies are serialised per stream; different streams
  * proceed in parallel; readers run beside applies without taking the lock.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TidemarkError } from '../core/errors.ts';
 import { FrameFlag, recordTag, RecordType } from '../core/wire/frame.ts';
@@ -11,6 +11,8 @@ import { writeData, type PreparedBatch } from './batch.ts';
 import { isNoSpace } from './no-space.ts';
 import { encodeBegin, encodeTag, encodeUndo, type StoredPoint } from './journal-segment.ts';
 import { Journal } from './journal.ts';
+import { compactSegment } from './journal-compact.ts';
+import { isKept, type TierPolicy } from './retention-tiers.ts';
 import { Mutex } from '../core/mutex.ts';
 import type { Logger } from '../core/log.ts';
 import { PointInTimeReader, type PointSource } from './point-reader.ts';
@@ -56,6 +58,7 @@ export class DiskStream implements PointSource {
   private broken?: Error;
   private epoch = 0;
   private readonly readers = new Set<PointInTimeReader>();
+  private compacting?: Promise<{ segments: number; savedBytes: number }>;
 
   private constructor(
     readonly machine: string,
@@ -64,7 +67,8 @@ export class DiskStream implements PointSource {
     readonly replica: ImageFile,
     private readonly journal: Journal,
     readonly points: PointIndex,
-    readonly index: UndoIndex,
+    /** Replaced whole when a segment is compacted; readers take it afresh for every read. */
+    public index: UndoIndex,
     private readonly sizes: SizeChange[],
     private readonly limits: SegmentLimits,
     private readonly log: Logger,
@@ -331,6 +335,72 @@ export class DiskStream implements PointSource {
       }
       return dropped;
     });
+  }
+
+  /**
+   * Compacts the sealed segments whose points are all past the full tier and of which the
+   * tiers dropped some point (docs/journal-format.md, "Compaction"). Each segment is rewritten
+   * outside the lock; only the swap (rename, index, points) takes it. Returns how many segments
+   * were rewritten and the bytes they shrank by.
+   */
+  compact(policy: TierPolicy, nowMs: number): Promise<{ segments: number; savedBytes: number }> {
+    // One compaction per stream at a time: a second caller waits for the running one.
+    this.compacting ??= this.compactSealed(policy, nowMs).finally(() => (this.compacting = undefined));
+    return this.compacting;
+  }
+
+  private async compactSealed(policy: TierPolicy, nowMs: number): Promise<{ segments: number; savedBytes: number }> {
+    let segments = 0;
+    let savedBytes = 0;
+    const fullCutoffMs = nowMs - policy.fullSeconds * 1000;
+    for (const s of this.journal.segments.slice(0, -1)) {
+      if (s.newestTimeMs >= fullCutoffMs) break;
+      const plan = this.compactionPlan(s.firstSeq, s.lastSeq, policy, nowMs);
+      if (!plan) continue;
+      const out = await compactSegment({ path: s.path, firstSeq: s.firstSeq, lastSeq: s.lastSeq, ends: plan.ends, points: plan.points });
+      const swapped = await this.lock.run(async () => {
+        // A reader opened meanwhile at a point inside the segment must stay an interval end.
+        const ends = new Set(plan.ends);
+        if (this.journal.pinnedSeqs().some((p) => p >= s.firstSeq && p < s.lastSeq && !ends.has(p))) {
+          await unlink(out.tmpPath).catch(() => undefined);
+          return false;
+        }
+        const before = s.committedBytes;
+        // Readers that looked items up before the swap retry (see PointInTimeReader).
+        this.epoch++;
+        try {
+          if (!(await this.journal.replaceSegment(s.firstSeq, out.tmpPath, out.committedBytes))) return false;
+          this.index = this.index.withSegmentReplaced(s.firstSeq, out.items);
+          this.points.replaceRange(s.firstSeq, s.lastSeq, [...plan.points].map(([seq, point]) => ({ seq, point })));
+        } finally {
+          this.epoch++;
+        }
+        savedBytes += before - out.committedBytes;
+        return true;
+      });
+      if (!swapped) continue;
+      await this.journal.syncDir();
+      segments++;
+      this.log.info('journal segment compacted', { machine: this.machine, disk: this.disk, firstSeq: s.firstSeq, lastSeq: s.lastSeq, entries: out.entries, bytes: s.committedBytes });
+    }
+    return { segments, savedBytes };
+  }
+
+  /** Interval ends and kept points of a segment, or undefined when the tiers drop none of its points. */
+  private compactionPlan(firstSeq: number, lastSeq: number, policy: TierPolicy, nowMs: number): { ends: number[]; points: Map<number, StoredPoint> } | undefined {
+    const inSegment = this.points.list({ sinceSeq: firstSeq - 1, limit: lastSeq - firstSeq + 1 }).filter((p) => p.seq <= lastSeq);
+    const cache = new Map<string, number | undefined>();
+    const pinned = new Set(this.journal.pinnedSeqs());
+    const points = new Map<number, StoredPoint>();
+    let dropped = 0;
+    for (const p of inSegment) {
+      if (isKept(p, this.points, nowMs, policy, cache) || pinned.has(p.seq)) {
+        points.set(p.seq, { kind: p.kind, timeMs: Date.parse(p.time), ...(p.name !== undefined ? { name: p.name } : {}) });
+      } else dropped++;
+    }
+    if (!dropped) return undefined;
+    const ends = [...points.keys(), ...[...pinned].filter((p) => p >= firstSeq && p < lastSeq), lastSeq];
+    return { ends, points };
   }
 
   close(): Promise<void> {

@@ -261,6 +261,32 @@ export class Journal {
     return dropped;
   }
 
+  /** The seqs pinned by open readers. */
+  pinnedSeqs(): number[] {
+    return [...this.pins.keys()];
+  }
+
+  /**
+   * Puts a compacted segment (synced under `tmpPath`) in place of the sealed segment starting
+   * at `firstSeq`: rename over it, then sync the directory. A crash leaves either file, both
+   * whole. Returns false (and removes `tmpPath`) when that segment is gone meanwhile.
+   */
+  async replaceSegment(firstSeq: number, tmpPath: string, committedBytes: number): Promise<boolean> {
+    const s = this.segments.find((x) => x.firstSeq === firstSeq);
+    if (!s || s === this.newest) {
+      await unlink(tmpPath).catch(() => undefined);
+      return false;
+    }
+    await rename(tmpPath, s.path);
+    s.committedBytes = committedBytes;
+    return true;
+  }
+
+  /** Syncs the journal directory (after a rename that need not be durable at once). */
+  syncDir(): Promise<void> {
+    return syncDir(this.dir);
+  }
+
   /** The first seq whose undo records the journal still holds (its oldest point is one less). */
   get firstSeq(): number {
     return this.segments[0]?.firstSeq ?? this.nextSeq;

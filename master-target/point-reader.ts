@@ -21,7 +21,10 @@ const ROLLBACK_WAIT_MS = 30_000;
 export interface PointSource {
   readonly replica: ImageFile;
   readonly index: UndoIndex;
-  /** Odd while an uncommitted entry is being rolled back; changes when a rollback starts and ends. */
+  /**
+   * Odd while an uncommitted entry is being rolled back or a compacted segment swapped in;
+   * changes when either starts and ends.
+   */
   readonly rollbackEpoch: number;
   /** Replica blocks that may ever have held data since the replica was created (only grows). */
   readonly written: WrittenMap;
@@ -46,6 +49,10 @@ export class ReaderClosedError extends Error {}
  */
 export class PointInTimeReader {
   private readonly files = new Map<number, Promise<FileHandle>>();
+  /** Files of segments replaced since they were opened, closed with the reader. */
+  private retired: Array<Promise<FileHandle>> = [];
+  /** The source's epoch when `files` were opened. */
+  private filesEpoch: number;
   private closed = false;
 
   constructor(
@@ -55,7 +62,9 @@ export class PointInTimeReader {
     readonly sizeBytes: number,
     private readonly source: PointSource,
     private readonly pin: JournalPin,
-  ) {}
+  ) {
+    this.filesEpoch = source.rollbackEpoch;
+  }
 
   /** `length` bytes at `offset`; the range must lie within `sizeBytes`. */
   async read(offset: number, length: number): Promise<Buffer> {
@@ -74,6 +83,8 @@ export class PointInTimeReader {
     for (;;) {
       const epoch = this.source.rollbackEpoch;
       if (epoch % 2 === 0) {
+        // Segment files opened before a compaction swap are the old files: open them afresh.
+        if (epoch !== this.filesEpoch) this.retireFiles(epoch);
         try {
           // The replica first, then the index: an apply adds its items to the index before it
           // writes the replica, so whatever the replica read saw is covered (see the format).
@@ -145,6 +156,16 @@ export class PointInTimeReader {
     }
   }
 
+  /**
+   * Forgets the open segment files (a compaction may have replaced them). They are closed with
+   * the reader, not now: a concurrent read may still be using one.
+   */
+  private retireFiles(epoch: number): void {
+    for (const f of this.files.values()) this.retired.push(f);
+    this.files.clear();
+    this.filesEpoch = epoch;
+  }
+
   private file(segment: number): Promise<FileHandle> {
     let f = this.files.get(segment);
     if (!f) {
@@ -160,8 +181,9 @@ export class PointInTimeReader {
     if (this.closed) return;
     this.closed = true;
     this.pin.release();
-    const files = [...this.files.values()];
+    const files = [...this.files.values(), ...this.retired];
     this.files.clear();
+    this.retired = [];
     await Promise.all(files.map((f) => f.then((fh) => fh.close()).catch(() => undefined)));
   }
 }

@@ -70,6 +70,23 @@ export class PointIndex {
     if (last && last.lastSeq > seq) this.ranges[this.ranges.length - 1] = { ...last, lastSeq: seq };
   }
 
+  /** Replaces the points with seqs in `[firstSeq, lastSeq]` by `tags` (a compacted segment). */
+  replaceRange(firstSeq: number, lastSeq: number, tags: Array<{ seq: number; point: StoredPoint }>): void {
+    const ti = lowerBound(this.tags, firstSeq, (x) => x.seq);
+    const tj = lowerBound(this.tags, lastSeq + 1, (x) => x.seq);
+    this.tags.splice(ti, tj - ti, ...tags.map((t) => toTag(t.seq, t.point)));
+    const kept: OrderedRange[] = [];
+    for (const r of this.ranges) {
+      if (r.lastSeq < firstSeq || r.firstSeq > lastSeq) kept.push(r);
+      else {
+        // Entries never cross a segment, but keep whatever lies outside the range all the same.
+        if (r.firstSeq < firstSeq) kept.push({ ...r, lastSeq: firstSeq - 1 });
+        if (r.lastSeq > lastSeq) kept.push({ ...r, firstSeq: lastSeq + 1 });
+      }
+    }
+    this.ranges = kept;
+  }
+
   /** The point at `seq`, if there is one. */
   pointAt(seq: number): Point | undefined {
     const t = this.tags[lowerBound(this.tags, seq, (x) => x.seq)];

@@ -1,9 +1,11 @@
 /**
  * The retention window: deleting whole old journal segments, periodically and after
- * rollovers (docs/journal-format.md, "Retention").
+ * rollovers, and compacting sealed segments to the retention tiers (docs/journal-format.md,
+ * "Retention", "Compaction").
  */
 import type { Logger } from '../core/log.ts';
 import type { DiskStream } from './disk-stream.ts';
+import type { TierPolicy } from './retention-tiers.ts';
 import type { StreamStore } from './store.ts';
 
 /** Default window of the CLI: 24 hours. */
@@ -29,6 +31,8 @@ export class Retainer {
     private readonly retentionSeconds: number,
     private readonly now: () => number,
     private readonly log: Logger,
+    /** With tiers, each pass also compacts the segments whose thinned points it can drop. */
+    private readonly tiers?: TierPolicy,
   ) {}
 
   /** Points older than this are outside the window. */
@@ -36,18 +40,24 @@ export class Retainer {
     return this.now() - this.retentionSeconds * 1000;
   }
 
-  /** Applies the window to one stream. */
-  async retain(stream: DiskStream): Promise<void> {
+  /** Applies the window to one stream, then compacts it (with tiers). */
+  async retain(stream: DiskStream, compact = true): Promise<void> {
     try {
       await stream.retain(this.cutoffMs());
     } catch (err) {
       this.log.error('retention failed', { machine: stream.machine, disk: stream.disk, error: err });
     }
+    if (!this.tiers || !compact) return;
+    try {
+      await stream.compact(this.tiers, this.now());
+    } catch (err) {
+      this.log.error('journal compaction failed', { machine: stream.machine, disk: stream.disk, error: err });
+    }
   }
 
-  /** Applies the window to every stream of `store`. */
-  async runOnce(store: StreamStore): Promise<void> {
-    for (const s of store.list()) await this.retain(s);
+  /** Applies the window to every stream of `store`; `compact: false` skips compaction (a quick pass at startup). */
+  async runOnce(store: StreamStore, compact = true): Promise<void> {
+    for (const s of store.list()) await this.retain(s, compact);
   }
 
   start(store: StreamStore, intervalMs: number): void {

@@ -72,7 +72,8 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
   await loadHashing();
   const log = opts.log ?? createLogger('master-target');
   await mkdir(opts.dataDir, { recursive: true });
-  const retainer = new Retainer(opts.retentionSeconds, opts.now ?? Date.now, log);
+  const tiers: TierPolicy = { fullSeconds: opts.retentionFullSeconds ?? DEFAULT_RETENTION_FULL_SECONDS };
+  const retainer = new Retainer(opts.retentionSeconds, opts.now ?? Date.now, log, tiers);
   const store = await StreamStore.open(
     opts.dataDir,
     {
@@ -82,10 +83,9 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
     },
     log,
   );
-  await retainer.runOnce(store);
+  await retainer.runOnce(store, false);
   retainer.start(store, opts.retentionIntervalMs ?? retentionIntervalMs(opts.retentionSeconds));
   const now = opts.now ?? Date.now;
-  const tiers: TierPolicy = { fullSeconds: opts.retentionFullSeconds ?? DEFAULT_RETENTION_FULL_SECONDS };
   // Scratch files live under tmp/, which the store emptied above: nothing of an earlier run's views remains.
   const views = new ViewManager({ scratchDir: join(store.tmpDir, 'views'), scratchBytes: opts.scratchBytes ?? DEFAULT_SCRATCH_BYTES, log });
   let hv: Promise<HypervisorAdapter> | undefined;

@@ -142,6 +142,30 @@ export class UndoIndex {
     while (ln.first < ln.next && this.lItem[ln.first - ln.base] < it.first) ln.first++;
   }
 
+  /**
+   * A new index holding the same items, except those of `segment`, which are replaced by
+   * `items` (in seq order, with seqs within that segment's range). Costs a pass over every
+   * item; the index itself is left unchanged, so readers using it are undisturbed.
+   */
+  withSegmentReplaced(segment: number, items: IndexedUndo[]): UndoIndex {
+    const out = new UndoIndex();
+    let added = false;
+    const addNew = () => {
+      if (added) return;
+      added = true;
+      for (const u of items) out.add(u);
+    };
+    for (let id = this.items.first; id < this.items.next; id++) {
+      const s = id - this.items.base;
+      const seg = this.iSegment[s];
+      if (seg === segment) continue;
+      if (seg > segment) addNew();
+      out.add(this.item(id));
+    }
+    addNew();
+    return out;
+  }
+
   /** The item with absolute id `id`. */
   item(id: number): IndexedUndo {
     const s = id - this.items.base;

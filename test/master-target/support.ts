@@ -143,3 +143,13 @@ export function hashesBySeq(batches: BatchInput[], maxBytes: number): string[] {
   }
   return out;
 }
+
+/** Segment size of the compaction tests (shared with their child process). */
+export const COMPACT_SEGMENT_BYTES = 1024 * 1024;
+
+/** The compaction tests' history: a batch every 10 s for 70 minutes, ending at `endMs`, on a 512 KiB disk. */
+export function compactionBatches(seed: number, endMs: number): BatchInput[] {
+  const stepMs = 10_000;
+  const batches = 420;
+  return generateBatches({ seed, batches, diskBytes: 512 * 1024, maxRecords: 6, maxWriteBytes: 64 * 1024, startMs: endMs - batches * stepMs, stepMs });
+}
