@@ -17,6 +17,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { ControlPlaneClient, enroll } from '../../core/control-plane/client.ts';
 import type { EnrollResponse, RecoveryPointRef, SiteCommand } from '../../core/control-plane/protocol.ts';
 import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
+import { axeViolations } from '../helpers/axe.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -43,6 +44,24 @@ after(async () => {
   await cp?.close();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 });
+
+/** Accessibility findings of every page checked, by page. */
+const a11y: string[] = [];
+
+/** The screenshots the docs show (docs/console.md, README). */
+const SHOWN = new Set(['enrollment-1280', 'machine-1280', 'dashboard-1280', 'plan-1280', 'jobs-1280', 'dashboard-390', 'machine-390']);
+
+/** Checks the page in view with axe-core (and takes its screenshot when the docs show it). */
+async function check(page: Page, name: string): Promise<void> {
+  for (const v of await axeViolations(page)) a11y.push(`${name}: ${v}`);
+  // Against the viewport's width, not innerWidth: a mobile viewport widens to fit what overflows.
+  const width = page.viewportSize()!.width;
+  const wide = await page.evaluate(`[...document.querySelectorAll('body *')]
+    .filter((e) => e.getBoundingClientRect().right > ${width} + 0.5 && !e.closest('dialog:not([open])'))
+    .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' ends at ' + Math.round(e.getBoundingClientRect().right) + ' px').slice(0, 5)`) as string[];
+  for (const e of wide) a11y.push(`${name}: wider than ${width} px: ${e}`);
+  if (SHOWN.has(name)) await shot(page, name);
+}
 
 async function shot(page: Page, name: string): Promise<void> {
   if (!shots) return;
@@ -113,6 +132,9 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   page.on('request', (req) => { if (!req.url().startsWith(cp.url) && !req.url().startsWith('data:')) failures.push(`outside request ${req.url()}`); });
 
   // Sign in as admin; make the vault, a policy and a registration key; see the install command.
+  await page.goto(cp.url);
+  await page.getByLabel('Operator token').waitFor();
+  for (const v of await axeViolations(page)) a11y.push(`sign-in: ${v}`);
   await signIn(page, cp.adminToken);
   await nav(page, 'Enrollment');
   await page.getByLabel('Vault name').fill('main');
@@ -127,7 +149,7 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   await page.getByLabel('Machine name').fill('db1');
   await page.getByRole('button', { name: 'Create policy' }).click();
   await page.locator('#policies-table').getByText('gold').waitFor();
-  await shot(page, 'enrollment-1280');
+  await check(page, 'enrollment-1280');
 
   console.log(`enrollment page done after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   // The sites enroll with that key.
@@ -189,7 +211,9 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
     machineId: m.id,
     disks: m.disks.map((diskId) => ({
       diskId, appliedSeq: kept[0]!.seq, oldest: kept.at(-1)!, newest: kept[0]!, tiers: { fullSeconds: 3600, minuteTierSeconds: 86400 },
-      recent: kept.slice(0, 50), marked: kept.filter((p) => p.kind === 'app'),
+      recent: kept.slice(0, 50),
+      marked: [...kept.filter((p) => p.kind === 'app'), { ...kept[10]!, id: String(kept[10]!.seq + 1), seq: kept[10]!.seq + 1, kind: 'bookmark' as const, name: 'before upgrade' }]
+        .sort((a, b) => b.seq - a.seq),
     })),
   })) });
   console.log(`heartbeats replayed after ${((Date.now() - started) / 1000).toFixed(1)} s`);
@@ -204,6 +228,7 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   await radio.check();
   assert.ok(await radio.isChecked());
   assert.ok(await page.locator('.points .app-consistent').count() > 0, 'app-consistent points are shown differently');
+  assert.equal(await page.locator('.points label', { hasText: 'bookmark “before upgrade”' }).locator('.marker-key.bookmark').count(), 2, 'a bookmark (one per disk) is a flag');
   assert.match((await page.locator('#kept-range').textContent())!, /every point of the last 1 h/);
 
   // Test failover: confirmed, then followed until it succeeds at the picked point.
@@ -216,7 +241,28 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   assert.match((await panel.locator('td[data-label="Point used"]').textContent())!, new RegExp(`seq ${older.seq}`));
   assert.match((await panel.textContent())!, new RegExp(`Point picked: .*seq ${older.seq}`));
   await panel.getByText('Console log of db1 (evidence)').click();
-  await shot(page, 'machine-1280');
+  await check(page, 'machine-1280');
+
+  // The keyboard alone: arrows move the pick in the point list, Enter opens a confirmation that
+  // takes the focus and passes the checks, Escape cancels it; the focus ring shows.
+  await page.locator('#point-latest').focus();
+  await page.keyboard.press('ArrowDown');
+  const picked = await page.locator('input[name="point"]:checked').getAttribute('id');
+  assert.ok(db.disks.map((d) => `point-${d}-${newest.seq}`).includes(picked!), `the arrow key picked the newest point, not ${picked}`);
+  assert.equal(await page.evaluate('document.activeElement?.id'), picked, 'the picked point keeps the focus');
+  const jobsBefore = (await adminGet(`/vaults/${vaultId}/jobs`)).items.length;
+  await page.locator('#action-bookmark').focus();
+  await page.keyboard.press('Shift+Tab');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate('document.activeElement?.id'), 'action-bookmark');
+  assert.notEqual(await page.evaluate('getComputedStyle(document.activeElement).outlineStyle'), 'none', 'a keyboard focus is visible');
+  await page.keyboard.press('Enter');
+  await page.getByRole('dialog').waitFor();
+  assert.equal(await page.evaluate('document.activeElement?.id'), 'bookmark-name', 'the dialog takes the focus');
+  await check(page, 'bookmark-dialog-1280');
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'hidden' });
+  assert.equal((await adminGet(`/vaults/${vaultId}/jobs`)).items.length, jobsBefore, 'Escape started nothing');
 
   // The dashboard: totals, charts and the machines.
   await nav(page, 'Dashboard');
@@ -225,7 +271,7 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   assert.equal(await page.locator('#total-over').textContent(), '0');
   assert.match((await page.locator('#machines-table tr[data-machine="db1"]').textContent())!, /within threshold/);
   assert.equal(await page.locator('svg.chart path.series').count(), 2);
-  await shot(page, 'dashboard-1280');
+  await check(page, 'dashboard-1280');
 
   // A plan of two ordered groups, made and edited in the page, and its test failover.
   await nav(page, 'Recovery plans');
@@ -240,14 +286,17 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   await page.getByRole('heading', { name: 'erp', level: 1 }).waitFor();
   await page.getByRole('link', { name: 'Edit plan' }).click();
   await page.getByLabel('Plan name').fill('erp-production');
+  await page.getByLabel('Console text that means booted').fill('login:');
+  await check(page, 'plan-editor-1280');
   await page.getByRole('button', { name: 'Save plan' }).click();
   await page.getByRole('heading', { name: 'erp-production', level: 1 }).waitFor();
   assert.deepEqual(await page.locator('.group-list > li strong').allTextContents(), ['database', 'application']);
+  assert.match((await page.locator('#plan-boot-check').textContent())!, /console must show “login:”/);
   await page.getByRole('button', { name: 'Test failover', exact: true }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Start test failover' }).click();
   await page.locator('.job-panel .job-state').getByText('succeeded').waitFor({ timeout: 15_000 });
   assert.equal(await page.locator('.job-panel td.step-state').allTextContents().then((s) => s.join()), 'ready,ready');
-  await shot(page, 'plan-1280');
+  await check(page, 'plan-1280');
 
   // A drill scheduled from the plan's page runs (test failover, cleanup) and leaves a report with evidence.
   await page.getByRole('button', { name: 'Schedule' }).click();
@@ -257,11 +306,12 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   const report = page.locator('.reports li').first();
   await report.waitFor({ timeout: 15_000 });
   assert.match((await report.textContent())!, /passed.*checks 2\/2.*cleaned up/);
+  assert.match((await report.locator('.boot-pattern').textContent())!, /the console had to show “login:”/);
   await nav(page, 'Jobs and drills');
   await page.locator('#jobs-table tbody tr').nth(3).waitFor();
   await page.locator('.reports details').first().click();
   assert.match((await page.locator('.reports pre').first().textContent())!, /login:/);
-  await shot(page, 'jobs-1280');
+  await check(page, 'jobs-1280');
 
   // A viewer sees the page but cannot start a job, and the server refuses it.
   await nav(page, 'Enrollment');
@@ -280,6 +330,8 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   assert.ok(await button.isDisabled());
   assert.match((await viewer.locator('#action-test-failover-why').textContent())!, /needs the operator role/);
   assert.equal(await viewer.getByRole('button', { name: 'Failover', exact: true }).isDisabled(), true);
+  assert.equal(await viewer.getByRole('button', { name: 'Bookmark', exact: true }).isDisabled(), true);
+  await check(viewer, 'machine-viewer-1280');
   const planId = (await adminGet(`/vaults/${vaultId}/plans`)).items[0].id;
   const refused = await viewer.evaluate(async ([vault, plan]) => {
     const token = (globalThis as unknown as { sessionStorage: { getItem(k: string): string } }).sessionStorage.getItem('tidemark.token');
@@ -293,19 +345,28 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   assert.equal(refused, 403);
   await viewer.close();
 
-  // A phone.
-  const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
+  // A phone (390 px): every page fits its width and passes the same checks.
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   phone.on('pageerror', (err) => failures.push(err.message));
   await signIn(phone, cp.adminToken);
-  await phone.locator('#machines-table').getByText('CONTINUOUS').first().waitFor();
-  const overflow = await phone.evaluate('document.documentElement.scrollWidth - window.innerWidth') as number;
-  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the phone`);
-  await shot(phone, 'dashboard-375');
-  await phone.goto(`${cp.url}/console/#/machines/${db.id}`);
-  await phone.locator('#disks-table').getByText('CONTINUOUS').first().waitFor();
-  await shot(phone, 'machine-375');
+  const erpId = (await adminGet(`/vaults/${vaultId}/plans`)).items.find((p: { name: string }) => p.name === 'erp-production').id;
+  const phonePages: Array<[string, string, () => Promise<void>]> = [
+    ['dashboard-390', '#/', () => phone.locator('#machines-table').getByText('CONTINUOUS').first().waitFor()],
+    ['machine-390', `#/machines/${db.id}`, () => phone.locator('#disks-table').getByText('CONTINUOUS').first().waitFor()],
+    ['plans-390', '#/plans', () => phone.locator('#plans-table').waitFor()],
+    ['plan-390', `#/plans/${erpId}`, () => phone.locator('.reports li').first().waitFor()],
+    ['plan-editor-390', `#/plans/${erpId}/edit`, () => phone.getByLabel('Plan name').waitFor()],
+    ['jobs-390', '#/jobs', () => phone.locator('#jobs-table').waitFor()],
+    ['enrollment-390', '#/enroll', () => phone.locator('#policies-table').waitFor()],
+  ];
+  for (const [name, hash, ready] of phonePages) {
+    await phone.goto(`${cp.url}/console/${hash}`);
+    await ready();
+    await check(phone, name);
+  }
   await phone.close();
 
+  assert.deepEqual(a11y, [], 'axe-core finds nothing on any page');
   assert.deepEqual(failures, []);
   stop.abort();
   await master;

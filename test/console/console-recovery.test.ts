@@ -25,6 +25,7 @@ import { startMasterTarget, type MasterTarget } from '../../master-target/server
 import { startMasterTargetSiteLink, type MasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
 import { startProcessServer, type ProcessServer } from '../../process-server/server.ts';
 import { freePort } from '../helpers/ports.ts';
+import { axeViolations } from '../helpers/axe.ts';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
@@ -151,6 +152,7 @@ it('bookmarks from the console, picks an older point from the master target\'s l
   const flag = page.locator('.points label', { hasText: 'bookmark “after the change”' });
   await flag.waitFor({ timeout: 10_000 });
   assert.equal(await flag.locator('.marker-key.bookmark').count(), 1, 'a bookmark is shown as a flag');
+  assert.deepEqual(await axeViolations(page), [], 'the machine page with its timeline passes axe-core');
   const reported = await admin('GET', `${v}/machines/${machineId}/recovery-points`);
   const bookmark = reported.disks[0].marked.find((p: { name?: string }) => p.name === 'after the change');
   assert.ok(bookmark && bookmark.seq > pointA.seq, JSON.stringify(reported.disks[0]));

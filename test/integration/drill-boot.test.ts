@@ -1,7 +1,8 @@
 /**
  * Test failover and a scheduled drill with the boot check, through the master target's site
  * link: a scan agent replicates the bootable test disk (a marker file on ext4) to a master
- * target serving views over NBD; a plan with `bootCheck` runs as a job through an in-process
+ * target serving views over NBD; a plan with `bootCheck` and its console pattern (what the
+ * replica must print to count as booted) runs as a job through an in-process
  * control plane; the site link opens a writable view and boots the replica under QEMU from it,
  * and the job's evidence is the replica's console showing the marker from the source disk.
  * Cleanup leaves no QEMU process and no open view. Skips with the fixture's reason when the
@@ -107,7 +108,8 @@ describe('drills with the boot check through the master target site link', { ski
     const agentEnrollment = await enroll(cp.url, { registrationKey: key, role: 'agent', name: 'vm1', siteName: 'primary', hostname: 'vm1', os: 'linux', disks: [{ name: 'disk0', sizeBytes }] });
     machineId = agentEnrollment.machineId!;
     await admin('PUT', `/vaults/${vaultId}/machines/${machineId}/protection`, { policyId: policy.id, processServerId: psEnrollment.serverId, masterTargetId: mtEnrollment.serverId });
-    planId = (await admin('POST', `/vaults/${vaultId}/plans`, { name: 'vm1', bootCheck: true, groups: [{ name: 'all', machineIds: [machineId] }] })).id;
+    // The plan says what the console must print; the link below has no pattern of its own.
+    planId = (await admin('POST', `/vaults/${vaultId}/plans`, { name: 'vm1', bootCheck: true, bootConsolePattern: 'TIDEMARK-DONE', groups: [{ name: 'all', machineIds: [machineId] }] })).id;
 
     const k = kernel.ok ? kernel.kernel : undefined;
     link = await startMasterTargetSiteLink({
@@ -115,7 +117,6 @@ describe('drills with the boot check through the master target site link', { ski
       masterTargetUrl: mt.url, dataDir: mtDir, log: silentLogger, pollWaitSeconds: 1,
       boot: {
         replica: { kernelPath: k?.kernelPath, initrdPath: k?.initrdPath, append: 'console=ttyS0 quiet panic=-1', memoryMiB: 256, maxRunSeconds: 60 },
-        consolePattern: /TIDEMARK-DONE/,
         timeoutSeconds: 40,
       },
     });
@@ -146,7 +147,10 @@ describe('drills with the boot check through the master target site link', { ski
     assert.deepEqual(names, ['view disk0', 'boot']);
     assert.ok(step.checks.every((c: { passed: boolean }) => c.passed));
     assert.match(step.checks[0].detail, new RegExp(`opened at point ${step.point.seq} `));
+    // The plan's pattern, not the link's default (any printed line, which the kernel prints first).
     assert.match(step.checks[1].detail, /^booted: console shows "TIDEMARK-DONE"/);
+    assert.equal(done.bootConsolePattern, 'TIDEMARK-DONE');
+    assert.ok(done.events.some((e: { message: string }) => /waiting up to 40 s for "TIDEMARK-DONE" on the console/.test(e.message)), 'the wait names the plan\'s pattern');
     assert.match(step.consoleLog, new RegExp(`TIDEMARK-MARKER source ${marker}`));
     assert.equal((await openViews()).length, 1, 'the view stays open until cleanup');
 
@@ -173,6 +177,8 @@ describe('drills with the boot check through the master target site link', { ski
     assert.equal(report.cleanedUp, true);
     assert.equal(report.checksTotal, 2);
     assert.equal(report.checksPassed, 2);
+    assert.equal(report.bootConsolePattern, 'TIDEMARK-DONE', 'the report shows the pattern the boot check used');
+    assert.match(report.machines[0].checks[1].detail, /^booted: console shows "TIDEMARK-DONE"/);
     assert.ok(report.machines[0].pointAgeSeconds >= 0);
     assert.match(report.machines[0].consoleLog, new RegExp(`TIDEMARK-MARKER source ${marker}`));
     assert.deepEqual(await openViews(), []);

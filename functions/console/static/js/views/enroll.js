@@ -57,7 +57,8 @@ export async function renderEnroll(root, ctx) {
   };
   const showCommand = (k) => {
     const fields = { machine: 'db1', disk: '/dev/sdb', state: '/var/lib/tidemark-agent' };
-    const out = h('pre', { class: 'command', id: 'install-command', tabindex: '0', 'aria-label': 'Agent install command' });
+    // The command wraps (no scrolling), so it needs no focus of its own; the figure names it.
+    const out = h('pre', { class: 'command', id: 'install-command' });
     const draw = () => { out.textContent = agentCommand({ url: controlPlaneUrl(), key: k.key, ...fields }); };
     const input = (id, label, field, help) => h('div', { class: 'field' },
       h('label', { for: id }, label),
@@ -83,8 +84,7 @@ export async function renderEnroll(root, ctx) {
         input('cmd-machine', 'Machine name', 'machine', 'how the machine is named here'),
         input('cmd-disk', 'Disk', 'disk', 'a file or block device; repeat --disk for more'),
         input('cmd-state', 'Agent state directory', 'state', 'kept across restarts')),
-      h('p', {}, 'Run this on the machine to protect:'),
-      out,
+      h('figure', { class: 'command-box' }, h('figcaption', {}, 'Agent install command: run this on the machine to protect'), out),
       h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', id: 'copy-command', onclick: copy }, 'Copy command'), copied)));
   };
   const loadKeys = async () => {
