@@ -2,6 +2,7 @@
  * The edge agent in scan mode: one DiskAgent per disk, plus a heartbeat that tells the
  * process server each disk's phase and progress.
  */
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { loadHashing } from '../core/hash.ts';
 import { diskName, checkName } from '../core/names.ts';
 import { createLogger, type Logger } from '../core/log.ts';
@@ -15,6 +16,8 @@ export interface AgentOptions {
   stateDir: string;
   processServerUrl: string;
   token?: string;
+  /** For an https:// process server: this agent's certificate and the vault CA (mutual TLS). */
+  tls?: TlsIdentity;
   intervalSeconds: number;
   hooks: FreezeHooks;
   log?: Logger;
@@ -28,7 +31,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   checkName('machine', o.machine);
   const log = o.log ?? createLogger('agent', {}, { machine: o.machine });
   const disks = o.disks.map((path, i) => new DiskAgent({
-    machine: o.machine, disk: diskName(i), path, stateDir: o.stateDir, processServerUrl: o.processServerUrl, token: o.token,
+    machine: o.machine, disk: diskName(i), path, stateDir: o.stateDir, processServerUrl: o.processServerUrl, token: o.token, tls: o.tls,
     intervalSeconds: o.intervalSeconds, hooks: o.hooks, log, signal: o.signal, onEvent: o.onEvent,
   }));
   // The heartbeat stops with the disks: a disk that fails for good ends the agent (and its service restarts it).

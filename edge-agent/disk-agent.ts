@@ -3,6 +3,7 @@
  * rescan every interval, each ending in a recovery point. Sequence numbers come from the
  * process server's position, so a restart never reuses one that reached it.
  */
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../core/log.ts';
@@ -27,6 +28,8 @@ export interface DiskAgentOptions {
   stateDir: string;
   processServerUrl: string;
   token?: string;
+  /** For an https:// process server: this agent's certificate and the vault CA (mutual TLS). */
+  tls?: TlsIdentity;
   intervalSeconds: number;
   hooks: FreezeHooks;
   log: Logger;
@@ -55,7 +58,7 @@ export class DiskAgent {
   constructor(private readonly o: DiskAgentOptions) {
     this.dir = join(o.stateDir, o.disk);
     this.log = o.log.child({ disk: o.disk });
-    this.uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: o.disk, log: this.log, signal: o.signal });
+    this.uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, tls: o.tls, machine: o.machine, disk: o.disk, log: this.log, signal: o.signal });
   }
 
   /** Runs until the signal aborts. */

@@ -2,6 +2,7 @@
  * Tells the process server, every few seconds, each disk's phase and progress; takes the
  * bookmarks operators asked for in the answer, and reports the points tagged for them.
  */
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { requestJson } from '../core/http/client.ts';
 import { sleep } from './uploader.ts';
 
@@ -33,7 +34,7 @@ export interface HeartbeatHandlers {
   bookmark?(ask: BookmarkAsk): Promise<BookmarkResult[]>;
 }
 
-export async function heartbeatLoop(o: { processServerUrl: string; token?: string; machine: string; signal: AbortSignal }, h: HeartbeatHandlers): Promise<void> {
+export async function heartbeatLoop(o: { processServerUrl: string; token?: string; tls?: TlsIdentity; machine: string; signal: AbortSignal }, h: HeartbeatHandlers): Promise<void> {
   const seen = new Set<string>();
   let results: BookmarkResult[] = [];
   let nudge: (() => void) | undefined;
@@ -41,7 +42,7 @@ export async function heartbeatLoop(o: { processServerUrl: string; token?: strin
     const sending = results;
     results = [];
     const r = await requestJson<{ bookmarks?: BookmarkAsk[] }>(o.processServerUrl, 'POST', `/v1/agents/${o.machine}/heartbeat`,
-      { disks: h.report(), ...(sending.length ? { bookmarks: sending } : {}) }, { token: o.token, timeoutMs: 10_000, signal: o.signal }).catch(() => undefined);
+      { disks: h.report(), ...(sending.length ? { bookmarks: sending } : {}) }, { token: o.token, tls: o.tls, timeoutMs: 10_000, signal: o.signal }).catch(() => undefined);
     if (!r || r.status !== 200) results.unshift(...sending);
     for (const ask of r?.status === 200 ? r.body.bookmarks ?? [] : []) {
       if (seen.has(ask.id) || !h.bookmark) continue;

@@ -3,6 +3,7 @@
  * are retried with backoff until they succeed or the agent stops; a sequence conflict is
  * returned to the caller, which re-reads the position.
  */
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { requestJson, postBinary, PeerUnreachableError } from '../core/http/client.ts';
 import { TidemarkError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
@@ -19,6 +20,8 @@ export class UploadRefusedError extends TidemarkError {}
 export interface UploaderOptions {
   processServerUrl: string;
   token?: string;
+  /** For an https:// process server: this agent's certificate and the vault CA (mutual TLS). */
+  tls?: TlsIdentity;
   machine: string;
   disk: string;
   log: Logger;
@@ -62,7 +65,7 @@ export class Uploader {
   /** Where the process server stands: the first seq it does not hold. */
   position(): Promise<number> {
     return this.retrying('read stream position', async () => {
-      const r = await requestJson<{ nextSeq?: number; error?: string }>(this.o.processServerUrl, 'GET', this.path, undefined, { token: this.o.token, signal: this.o.signal });
+      const r = await requestJson<{ nextSeq?: number; error?: string }>(this.o.processServerUrl, 'GET', this.path, undefined, { token: this.o.token, tls: this.o.tls, signal: this.o.signal });
       if (r.status === 401) {
         throw new UploadRefusedError('the process server refused our token (401)', { hint: 'give the agent the same TIDEMARK_TOKEN (or --token) as the process server' });
       }
@@ -76,7 +79,7 @@ export class Uploader {
     let badFrames = 0;
     return this.retrying(`send batch at seq ${firstSeq}`, async () => {
       const r = await postBinary<{ nextSeq?: number; error?: string }>(this.o.processServerUrl, `${this.path}/batches`, frame, {
-        token: this.o.token, signal: this.o.signal, timeoutMs: 120_000,
+        token: this.o.token, tls: this.o.tls, signal: this.o.signal, timeoutMs: 120_000,
       });
       if (r.status === 200) return r.body.nextSeq!;
       if (r.status === 409) throw new SeqConflictError(r.body.nextSeq!);

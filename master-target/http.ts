@@ -7,6 +7,7 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { Hono, type Context } from 'hono';
 import { FrameError, TidemarkError, UsageError } from '../core/errors.ts';
 import { bearerAuth } from '../core/http/auth.ts';
+import { peerAccess, type MasterTargetPeers } from './peer-access.ts';
 import { BodyTooLargeError, readBody } from '../core/http/body.ts';
 import type { Logger } from '../core/log.ts';
 import { isValidName } from '../core/names.ts';
@@ -34,6 +35,8 @@ export interface AppDeps {
   store: StreamStore;
   retainer: Retainer;
   token?: string;
+  /** Over TLS: who may do what, by client certificate (docs/security.md). */
+  peers?: MasterTargetPeers;
   log: Logger;
   /** Views over NBD; without them the view and failover routes answer 404. */
   views?: ViewManager;
@@ -70,7 +73,7 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/healthz', (c) => c.json({ ok: true }));
-  app.use('*', bearerAuth(deps.token, log));
+  app.use('*', deps.peers ? peerAccess({ token: deps.token, peers: deps.peers, log }) : bearerAuth(deps.token, log));
 
   app.get('/v1/streams/:machine/:disk', (c) => {
     const { machine, disk } = names(c);

@@ -10,6 +10,8 @@ import { loadHashing } from '../core/hash.ts';
 import { serve } from '../core/http/serve.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { createApp } from './http.ts';
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
+import type { MasterTargetPeers } from './peer-access.ts';
 import { DEFAULT_SEGMENT_BYTES, Retainer, retentionIntervalMs, segmentMaxAgeMs } from './retention.ts';
 import { DEFAULT_RETENTION_FULL_SECONDS, type TierPolicy } from './retention-tiers.ts';
 import { StreamStore } from './store.ts';
@@ -26,6 +28,10 @@ export interface MasterTargetOptions {
   port: number;
   /** Bearer token every request but /healthz must carry; none means no check. */
   token?: string;
+  /** Serve HTTPS with this certificate, trusting only its CA for client certificates. */
+  tls?: TlsIdentity;
+  /** With `tls`: who may do what, by client certificate (`peer-access.ts`). */
+  peers?: MasterTargetPeers;
   /** How far back recovery points reach. */
   retentionSeconds: number;
   log?: Logger;
@@ -105,7 +111,7 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
     views.setAddress(nbd.host, nbd.port);
     log.info('views served over nbd', { host: nbd.host, port: nbd.port, scratchBytes: opts.scratchBytes ?? DEFAULT_SCRATCH_BYTES });
   }
-  const app = createApp({ store, retainer, token: opts.token, log, views, failover, tiers, now });
+  const app = createApp({ store, retainer, token: opts.token, peers: opts.peers, log, views, failover, tiers, now });
   return {
     app,
     store,
@@ -136,12 +142,12 @@ export async function startMasterTarget(opts: MasterTargetOptions): Promise<Mast
   const mt = await openMasterTarget({ ...opts, log });
   let listening;
   try {
-    listening = await serve(mt.app, { host: opts.host, port: opts.port });
+    listening = await serve(mt.app, { host: opts.host, port: opts.port }, { tls: opts.tls });
   } catch (err) {
     await mt.close();
     throw err;
   }
-  log.info('master target listening', { url: listening.url, dataDir: opts.dataDir, retentionSeconds: opts.retentionSeconds, auth: opts.token ? 'token' : 'none' });
+  log.info('master target listening', { url: listening.url, dataDir: opts.dataDir, retentionSeconds: opts.retentionSeconds, auth: opts.peers ? 'tls' : opts.token ? 'token' : 'none' });
   return {
     url: listening.url,
     port: listening.port,

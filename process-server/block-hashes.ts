@@ -39,7 +39,7 @@ export async function blockHashesFor(stream: Stream, query: Record<string, strin
   }
   const params = new URLSearchParams({ first: query.first ?? '', count: query.count ?? '' });
   const r = await requestJson<Record<string, unknown>>(stream.mt.url, 'GET', `/v1/machines/${stream.machine}/disks/${stream.disk}/block-hashes?${params}`, undefined, {
-    token: stream.mt.token, timeoutMs: 120_000,
+    token: stream.mt.token, tls: stream.mt.tls, timeoutMs: 120_000,
   });
   if (r.status === 200) return { status: 200, body: { ...r.body, receivedNextSeq: received } };
   const status = ([400, 404, 423, 503] as const).find((s) => s === r.status) ?? 502;

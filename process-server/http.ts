@@ -17,6 +17,8 @@ import { AgentVerificationUnavailableError, type AgentAuthenticator } from './si
 import type { WanLink } from './wan/wan-link.ts';
 import { processServerMetrics } from './wan/metrics.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
+import { peerIdentity } from '../core/tls/peer.ts';
+import { peerVerdict, type ProcessServerPeers } from './peer-access.ts';
 
 export interface ProcessServerAppOptions {
   streams: Streams;
@@ -24,6 +26,8 @@ export interface ProcessServerAppOptions {
   token?: string;
   /** Accepts agents by their own credential, confirmed by the control plane; they may touch only their machine's streams. */
   agentAuth?: AgentAuthenticator;
+  /** Over TLS: agents and operators by client certificate (`peer-access.ts`). */
+  peers?: ProcessServerPeers;
   maxSpoolBytes: number;
   /** Bookmark requests waiting for agents. */
   bookmarks: BookmarkBook;
@@ -60,7 +64,17 @@ type Env = { Variables: { agentMachine?: string } };
  */
 function authenticate(o: ProcessServerAppOptions): MiddlewareHandler<Env> {
   return async (c, next) => {
-    if ((!o.token && !o.agentAuth) || c.req.path === '/healthz') return next();
+    if ((!o.token && !o.agentAuth && !o.peers) || c.req.path === '/healthz') return next();
+    const peer = o.peers && peerIdentity(c);
+    if (peer) {
+      const verdict = peerVerdict(peer, o.peers!);
+      if (verdict.kind === 'refused') {
+        o.log.warn('request refused', { method: c.req.method, path: c.req.path, peer: `${peer.role} ${peer.name}`, reason: verdict.error });
+        return c.json({ error: verdict.error, hint: 'enable the machine\'s protection on this process server, or use an operator certificate' }, 403);
+      }
+      if (verdict.kind === 'agent') c.set('agentMachine', verdict.machine);
+      return next();
+    }
     const header = c.req.header('authorization');
     const presented = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
     if (o.token && tokenMatches(o.token, presented)) return next();
@@ -163,6 +177,8 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
   });
 
   app.get('/v1/machines/:machine/bookmarks/:id', (c) => {
+    const refused = ownMachine(c, c.req.param('machine'));
+    if (refused) return c.json({ error: refused }, 403);
     const b = o.bookmarks.get(c.req.param('id'));
     if (!b || b.machine !== c.req.param('machine')) return c.json({ error: 'no such bookmark request', hint: 'requests are kept in memory for a day' }, 404);
     return c.json(b);

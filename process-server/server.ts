@@ -9,6 +9,7 @@ import { BookmarkBook } from './bookmarks.ts';
 import { processServerApp } from './http.ts';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { agentAuthenticator } from './site-link/agent-auth.ts';
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { startProcessServerSiteLink, type ProcessServerSiteLink } from './site-link/site-link.ts';
 import { WanLink, type WanOptions } from './wan/wan-link.ts';
 import type { MasterTargetLink } from './stream.ts';
@@ -28,6 +29,12 @@ export interface ProcessServerOptions {
   /** Bandwidth schedule, whole-spool limit and optimisation of the WAN link (docs/wan-optimisation.md). */
   wan?: WanOptions;
   log?: Logger;
+  /**
+   * Serve HTTPS with this certificate (mutual TLS, only its CA trusted) and present it to an
+   * https:// master target. Agents and operators of `vaultId` are then known by their
+   * certificates (docs/security.md).
+   */
+  tls?: { identity: TlsIdentity; vaultId: string };
   /**
    * The control plane this process server is enrolled with: it then polls its commands,
    * sends heartbeats, and accepts agents by their own credentials (besides `token`).
@@ -53,7 +60,7 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   const log = o.log ?? createLogger('process-server');
   const spoolDir = join(o.dataDir, 'spool');
   await mkdir(spoolDir, { recursive: true });
-  const link: MasterTargetLink = { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token };
+  const link: MasterTargetLink = { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token, tls: o.tls?.identity };
   const streams = new Streams(spoolDir, link, log);
   let onSpoolLevel: WanOptions['onSpoolLevel'] = () => {};
   const wan = new WanLink({
@@ -68,11 +75,15 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   await streams.openExisting();
   const client = o.controlPlane ? new ControlPlaneClient({ url: o.controlPlane.url, credential: o.controlPlane.credential }) : undefined;
   const bookmarks = new BookmarkBook();
+  let siteLink: ProcessServerSiteLink | undefined;
+  // An agent's certificate counts while its machine is assigned here (known once the link runs).
+  const isAssigned = (machineId: string) => siteLink?.assignments.list().some((a) => a.machine.id === machineId) ?? false;
+  const peers = o.tls && { vaultId: o.tls.vaultId, ...(client ? { isAssigned } : {}) };
   const app = processServerApp({
-    streams, token: o.token, agentAuth: client && agentAuthenticator(client), maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan,
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), peers, maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan,
   });
-  const listening = await serve(app, { host: o.host, port: o.port });
-  const siteLink = client && await startProcessServerSiteLink({
+  const listening = await serve(app, { host: o.host, port: o.port }, { tls: o.tls?.identity });
+  siteLink = client && await startProcessServerSiteLink({
     client, streams, bookmarks, dir: join(o.dataDir, 'site-link'), log, masterTargetUrl: o.masterTargetUrl,
     heartbeatIntervalMs: o.controlPlane!.heartbeatIntervalMs, softwareVersion: o.controlPlane!.softwareVersion,
     spool: () => wan.budget.status(),

@@ -13,12 +13,15 @@ import { Mutex } from '../core/mutex.ts';
 import { Wakeable } from '../core/wakeable.ts';
 import { FRAME_VERSION_PIECES } from '../core/wire/frame.ts';
 import type { WanLink } from './wan/wan-link.ts';
+import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 
 export interface MasterTargetLink {
   url: string;
   token?: string;
   /** Shared WAN shipping (turns, bandwidth, references, spool budget); without it batches go as spooled. */
   wan?: WanLink;
+  /** For an https:// master target: this process server's certificate and the vault CA. */
+  tls?: TlsIdentity;
 }
 
 /** What the agent last said about this disk. */
@@ -80,7 +83,7 @@ export class Stream {
   }
 
   private async refreshFromMasterTarget(): Promise<void> {
-    const pos = await getJson<{ nextSeq: number; wireVersions?: unknown }>(this.mt.url, `/v1/streams/${this.machine}/${this.disk}`, { token: this.mt.token, timeoutMs: 10_000 });
+    const pos = await getJson<{ nextSeq: number; wireVersions?: unknown }>(this.mt.url, `/v1/streams/${this.machine}/${this.disk}`, { token: this.mt.token, tls: this.mt.tls, timeoutMs: 10_000 });
     if (!Number.isSafeInteger(pos.nextSeq) || pos.nextSeq < 1) throw new Error(`master target gave an invalid position ${pos.nextSeq}`);
     this.appliedNextSeq = pos.nextSeq;
     this.masterTargetPieces = Array.isArray(pos.wireVersions) && pos.wireVersions.includes(FRAME_VERSION_PIECES);
@@ -194,7 +197,7 @@ export class Stream {
     const r = this.mt.wan
       ? await this.mt.wan.ship(this.mt, this.machine, this.disk, frame, this.masterTargetPieces)
       : await postBinary<{ nextSeq?: number; error?: string; reason?: string }>(
-        this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, frame, { token: this.mt.token, timeoutMs: 120_000 },
+        this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, frame, { token: this.mt.token, tls: this.mt.tls, timeoutMs: 120_000 },
       );
     if (r.status === 200 || r.status === 409) {
       const next = r.body.nextSeq;

@@ -5,6 +5,8 @@
 import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { RemoteError, TidemarkError } from '../errors.ts';
+import type { TlsIdentity } from '../tls/tls-identity.ts';
+import { agentFor, isUntrustedCertificate, tlsFetch } from './tls-client.ts';
 
 /** Kept-alive connections for batch uploads (fetch would copy each multi-megabyte body). */
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
@@ -14,6 +16,8 @@ export class PeerUnreachableError extends TidemarkError {}
 
 export interface PeerOptions {
   token?: string;
+  /** For https:// peers of the vault: trust only its CA and present this certificate. */
+  tls?: TlsIdentity;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -35,12 +39,23 @@ async function call(base: string, path: string, init: RequestInit, opts: PeerOpt
   const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
   const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
   try {
-    return await fetch(join(base, path), { ...init, signal });
+    const url = join(base, path);
+    return opts.tls && url.startsWith('https:')
+      ? await tlsFetch(url, { ...(init as { method?: string; headers?: Record<string, string>; body?: string }), signal }, opts.tls)
+      : await fetch(url, { ...init, signal });
   } catch (cause) {
     if (opts.signal?.aborted) throw cause;
-    const why = (cause as Error & { cause?: { code?: string } }).cause?.code ?? (cause as Error).name;
-    throw new PeerUnreachableError(`cannot reach ${base} (${why})`, { cause, hint: 'check the URL and that the server is running' });
+    throw unreachable(base, (cause as Error & { cause?: { code?: string } }).cause?.code ?? (cause as Error).name, cause);
   }
+}
+
+function unreachable(base: string, code: string | undefined, cause: unknown): PeerUnreachableError {
+  if (isUntrustedCertificate(code)) {
+    return new PeerUnreachableError(`refused ${base}: its certificate is not from this vault's CA (${code})`, {
+      cause, hint: 'check the URL: the server must present a certificate issued by the vault it was enrolled in',
+    });
+  }
+  return new PeerUnreachableError(`cannot reach ${base} (${code})`, { cause, hint: 'check the URL and that the server is running' });
 }
 
 async function parse(res: Response): Promise<unknown> {
@@ -70,7 +85,7 @@ export function postBinary<T = unknown>(base: string, path: string, data: Uint8A
   return new Promise((resolve, reject) => {
     const req = (secure ? httpsRequest : httpRequest)(url, {
       method: 'POST',
-      agent: secure ? httpsAgent : httpAgent,
+      agent: secure ? (opts.tls ? agentFor(opts.tls) : httpsAgent) : httpAgent,
       headers: headers(opts.token, { 'content-type': 'application/octet-stream', 'content-length': String(data.length) }),
       signal,
     }, (res) => {
@@ -90,7 +105,7 @@ export function postBinary<T = unknown>(base: string, path: string, data: Uint8A
     });
     function fail(cause: Error & { code?: string }) {
       if (opts.signal?.aborted) return reject(opts.signal.reason);
-      reject(new PeerUnreachableError(`cannot reach ${base} (${cause.code ?? cause.name})`, { cause, hint: 'check the URL and that the server is running' }));
+      reject(unreachable(base, cause.code ?? cause.name, cause));
     }
     req.on('error', fail);
     req.end(data);

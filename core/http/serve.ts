@@ -3,6 +3,8 @@
  * be used and the chosen port read back.
  */
 import { createAdaptorServer } from '@hono/node-server';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TlsIdentity } from '../tls/tls-identity.ts';
 import type { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -27,8 +29,21 @@ export function parseListen(s: string): ListenAddress {
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }
 
-export async function serve(app: Hono<any>, address: ListenAddress): Promise<Listening> {
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+/**
+ * With `tls`, serves HTTPS with its certificate and asks every client for one: a client
+ * certificate is verified against `tls.ca` only (the vault CA) and read by `core/tls/peer.ts`;
+ * the handshake also admits clients without one, so that `/healthz` stays open and the app
+ * answers 401 rather than a bare TLS alert.
+ */
+export async function serve(app: Hono<any>, address: ListenAddress, options: { tls?: TlsIdentity } = {}): Promise<Listening> {
+  const { tls } = options;
+  const server = (tls
+    ? createAdaptorServer({
+      fetch: app.fetch,
+      createServer: createHttpsServer,
+      serverOptions: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+    })
+    : createAdaptorServer({ fetch: app.fetch })) as Server;
   server.keepAliveTimeout = 65_000;
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
@@ -41,7 +56,7 @@ export async function serve(app: Hono<any>, address: ListenAddress): Promise<Lis
   const port = (server.address() as AddressInfo).port;
   const shownHost = address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
   return {
-    url: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`,
+    url: `${tls ? 'https' : 'http'}://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`,
     port,
     close: () =>
       new Promise<void>((resolve) => {

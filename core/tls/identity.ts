@@ -39,7 +39,7 @@ export function parseIdentityUri(uri: string, name: string): ComponentIdentity |
  * The identity in a peer certificate as Node's TLS socket shows it (`subjectaltname` like
  * `URI:tidemark://…, IP Address:127.0.0.1` and `subject.CN`); undefined when it names none.
  */
-export function identityOfPeerCertificate(cert: { subject?: Record<string, string | string[]>; subjectaltname?: string } | undefined): ComponentIdentity | undefined {
+export function identityOfPeerCertificate(cert: { subject?: { CN?: string | string[] }; subjectaltname?: string } | undefined): ComponentIdentity | undefined {
   if (!cert?.subjectaltname) return undefined;
   const cn = cert.subject?.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;

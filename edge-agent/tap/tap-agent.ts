@@ -3,6 +3,7 @@
  * in order, and streams the change log to the process server. Every acknowledged write
  * boundary becomes a recovery point once the initial sync is complete.
  */
+import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { loadHashing } from '../../core/hash.ts';
@@ -32,6 +33,8 @@ export interface TapAgentOptions {
   stateDir: string;
   processServerUrl: string;
   token?: string;
+  /** For an https:// process server: this agent's certificate and the vault CA (mutual TLS). */
+  tls?: TlsIdentity;
   nbdHost: string;
   nbdPort: number;
   maxLogBytes: number;
@@ -146,7 +149,7 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
     const save = stateSaver(join(o.stateDir, disk.name), disk.state);
     let lastAckSaveMs = 0;
     const dlog = log.child({ disk: disk.name });
-    const uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: disk.name, log: dlog, signal: o.signal });
+    const uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, tls: o.tls, machine: o.machine, disk: disk.name, log: dlog, signal: o.signal });
     const lu = new LogUploader({
       disk, uploader, log: dlog, signal: o.signal,
       onAck: async (next) => {

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { getJson, getStream, remoteError, requestJson } from '../../core/http/client.ts';
+import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { MAX_MARKED_POINTS, MAX_RECENT_POINTS } from '../../core/control-plane/protocol.ts';
 
@@ -67,12 +68,12 @@ export class ExportError extends TidemarkError {}
 const CHUNK_BYTES = 1024 * 1024;
 
 export class MasterTargetApi {
-  constructor(private readonly url: string, private readonly token?: string) {}
+  constructor(private readonly url: string, private readonly token?: string, private readonly tls?: TlsIdentity) {}
 
   /** The point with id `id` (ids are seqs), from the points listing. */
   async point(machine: string, disk: string, id: string, signal?: AbortSignal): Promise<ApiPoint | undefined> {
     const since = Math.max(0, Number(id) - 1);
-    const r = await getJson<{ points: ApiPoint[] }>(this.url, `/v1/machines/${enc(machine)}/disks/${enc(disk)}/points?since=${since}&limit=1`, { token: this.token, signal });
+    const r = await getJson<{ points: ApiPoint[] }>(this.url, `/v1/machines/${enc(machine)}/disks/${enc(disk)}/points?since=${since}&limit=1`, { token: this.token, tls: this.tls, signal });
     return r.points.find((p) => p.id === id);
   }
 
@@ -82,7 +83,7 @@ export class MasterTargetApi {
    */
   async pointsSummary(machine: string, disk: string, signal?: AbortSignal): Promise<ApiPointsSummary | undefined> {
     const r = await requestJson<ApiPointsSummary>(this.url, 'GET', `/v1/machines/${enc(machine)}/disks/${enc(disk)}/points/summary?recent=${MAX_RECENT_POINTS}&marked=${MAX_MARKED_POINTS}`,
-      undefined, { token: this.token, signal });
+      undefined, { token: this.token, tls: this.tls, signal });
     if (r.status === 404) return undefined;
     if (r.status !== 200) throw remoteError(this.url, r);
     return r.body;
@@ -93,7 +94,7 @@ export class MasterTargetApi {
    * it was started without `--nbd` (409); anything else throws.
    */
   async servesViews(signal?: AbortSignal): Promise<boolean> {
-    const r = await requestJson(this.url, 'GET', '/v1/views', undefined, { token: this.token, signal });
+    const r = await requestJson(this.url, 'GET', '/v1/views', undefined, { token: this.token, tls: this.tls, signal });
     if (r.status === 200) return true;
     if (r.status === 409) return false;
     throw remoteError(this.url, r);
@@ -101,7 +102,7 @@ export class MasterTargetApi {
 
   /** The ids of the open views of `machine`. */
   async openViewIds(machine: string, signal?: AbortSignal): Promise<string[]> {
-    const r = await getJson<{ views: Array<{ id: string }> }>(this.url, `/v1/views?machine=${enc(machine)}`, { token: this.token, signal });
+    const r = await getJson<{ views: Array<{ id: string }> }>(this.url, `/v1/views?machine=${enc(machine)}`, { token: this.token, tls: this.tls, signal });
     return r.views.map((v) => v.id);
   }
 
@@ -111,7 +112,7 @@ export class MasterTargetApi {
    */
   async testFailover(machine: string, at: string, boot: ReplicaBoot | undefined, signal?: AbortSignal): Promise<ApiTestFailover> {
     const r = await requestJson<ApiTestFailover>(this.url, 'POST', `/v1/machines/${enc(machine)}/failover`, { at, mode: 'test', ...(boot ? { boot } : {}) },
-      { token: this.token, signal, timeoutMs: 120_000 });
+      { token: this.token, tls: this.tls, signal, timeoutMs: 120_000 });
     if (r.status !== 201) throw remoteError(this.url, r);
     return r.body;
   }
@@ -119,7 +120,7 @@ export class MasterTargetApi {
   /** Ends the test failover of `machine`: deletes its replica machine and closes its views. */
   async cleanup(machine: string, signal?: AbortSignal): Promise<{ closedViews: string[]; deletedReplica?: string }> {
     const r = await requestJson<{ closedViews: string[]; deletedReplica?: string }>(this.url, 'POST', `/v1/machines/${enc(machine)}/cleanup`, undefined,
-      { token: this.token, signal, timeoutMs: 120_000 });
+      { token: this.token, tls: this.tls, signal, timeoutMs: 120_000 });
     if (r.status !== 200) throw remoteError(this.url, r);
     return r.body;
   }
@@ -132,7 +133,7 @@ export class MasterTargetApi {
   async exportImage(machine: string, disk: string, at: string, path: string, signal?: AbortSignal): Promise<ExportedImage> {
     let res: Response;
     try {
-      res = await getStream(this.url, `/v1/machines/${enc(machine)}/disks/${enc(disk)}/image?at=${encodeURIComponent(at)}`, { token: this.token, signal });
+      res = await getStream(this.url, `/v1/machines/${enc(machine)}/disks/${enc(disk)}/image?at=${encodeURIComponent(at)}`, { token: this.token, tls: this.tls, signal });
     } catch (cause) {
       throw new ExportError(`cannot export ${machine}/${disk} at ${at}: ${(cause as Error).message}`, { cause });
     }

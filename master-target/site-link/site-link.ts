@@ -16,6 +16,8 @@ import type { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { runCommandLoop, runEvery } from '../../core/control-plane/command-loop.ts';
 import type { SiteCommand } from '../../core/control-plane/protocol.ts';
 import type { Logger } from '../../core/log.ts';
+import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
+import type { IngestAssignments } from './ingest-assignments.ts';
 import { FailoverJobs } from './failover-jobs.ts';
 import { ImageExportRecovery } from './image-export-recovery.ts';
 import { MasterTargetApi } from './master-target-api.ts';
@@ -35,6 +37,10 @@ export interface MasterTargetSiteLinkOptions {
   readonly masterTargetUrl: string;
   /** Its bearer token, if it has one. */
   readonly token?: string;
+  /** Its own certificate, to call its API over TLS. */
+  readonly tls?: TlsIdentity;
+  /** Where the process server of each protected machine is recorded, for the API's access checks. */
+  readonly ingestAssignments?: IngestAssignments;
   /** The master target's data folder; job work folders go below it. */
   readonly dataDir: string;
   readonly log: Logger;
@@ -64,7 +70,7 @@ export interface MasterTargetSiteLink {
 export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions): Promise<MasterTargetSiteLink> {
   const stop = new AbortController();
   const log = o.log.child({ link: 'control-plane' });
-  const api = new MasterTargetApi(o.masterTargetUrl, o.token);
+  const api = new MasterTargetApi(o.masterTargetUrl, o.token, o.tls);
   const recovery = o.recovery ?? new ViewBootRecovery({ api, fallback: new ImageExportRecovery(api), log, ...(o.boot ? { boot: o.boot } : {}) });
   const jobs = new FailoverJobs({ client: o.client, recovery, dataDir: o.dataDir, log, signal: stop.signal });
   const assignmentsDir = join(o.dataDir, 'site-link');
@@ -82,10 +88,12 @@ export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions):
       case 'protection.enable':
         await assignments.enable(cmd);
         log.info('machine protected here', { machineId: cmd.machine.id, machine: cmd.machine.name, retentionSeconds: cmd.policy.retentionSeconds });
+        await o.ingestAssignments?.enable(cmd);
         return;
       case 'protection.disable':
         await assignments.disable(cmd.machineId);
         log.info('machine no longer protected; its replica is kept', { machineId: cmd.machineId });
+        await o.ingestAssignments?.disable(cmd.machineId);
         return;
       default:
         log.warn('command not meant for a master target ignored', { type: cmd.type, commandId: cmd.id });

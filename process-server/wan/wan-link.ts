@@ -5,6 +5,7 @@
  * batch the way docs/wan-optimisation.md describes, resending blocks the master target says
  * it lacks.
  */
+import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { postBinary, type PeerResponse } from '../../core/http/client.ts';
 import { addStats, emptyStats, optimiseFrame } from './optimise.ts';
 import { HeldBlocks, DEFAULT_HELD_BLOCKS } from './held-blocks.ts';
@@ -65,7 +66,7 @@ export class WanLink {
    * Sends one version 1 batch (as spooled) to the master target, in its turn and within the
    * bandwidth limits. `pieces`: the master target reads version 2 frames.
    */
-  async ship(mt: { url: string; token?: string }, machine: string, disk: string, frame: Buffer, pieces: boolean): Promise<PeerResponse<ShipAnswer>> {
+  async ship(mt: { url: string; token?: string; tls?: TlsIdentity }, machine: string, disk: string, frame: Buffer, pieces: boolean): Promise<PeerResponse<ShipAnswer>> {
     const release = await this.turns.acquire();
     try {
       let forceData: Set<string> | undefined;
@@ -75,7 +76,7 @@ export class WanLink {
         const body = o?.frame ?? frame;
         await this.pacer.take(body.length);
         await this.machinePacer(machine)?.take(body.length);
-        const r = await postBinary<ShipAnswer>(mt.url, `/v1/streams/${machine}/${disk}/batches`, body, { token: mt.token, timeoutMs: 120_000 });
+        const r = await postBinary<ShipAnswer>(mt.url, `/v1/streams/${machine}/${disk}/batches`, body, { token: mt.token, tls: mt.tls, timeoutMs: 120_000 });
         this.totals.sentBytes += body.length;
         if (r.status === 200) {
           for (const h of o?.hashes ?? []) this.held.add(h);
