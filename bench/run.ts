@@ -12,6 +12,7 @@ const BENCHES: Record<string, { file: string; what: string }> = {
   apply: { file: 'master-target/apply.ts', what: 'master target apply beside fio' },
   export: { file: 'master-target/export.ts', what: 'master target export beside cp' },
   views: { file: 'views/views.ts', what: 'time to first byte of a view, materialisation beside qemu-img convert' },
+  wan: { file: 'wan/wan.ts', what: 'WAN bytes per changed byte beside lz4 -1 and zstd -1, and 50 agents through one process server' },
 };
 
 const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));

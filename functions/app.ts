@@ -13,6 +13,7 @@ import { registerCertificateRoutes } from './api/certificate-routes.ts';
 import { registerConsoleRoutes } from './api/console-routes.ts';
 import { registerFleetRoutes } from './api/fleet-routes.ts';
 import { registerJobRoutes } from './api/job-routes.ts';
+import { registerMetricsRoutes } from './api/metrics-routes.ts';
 import { registerPlanRoutes } from './api/plan-routes.ts';
 import { registerPointRoutes } from './api/point-routes.ts';
 import { registerSiteRoutes } from './api/site-routes.ts';
@@ -45,6 +46,7 @@ export function createApp(deps: ControlPlaneDeps): OpenAPIHono<AppEnv> {
   });
 
   api.get('/health', (c) => c.json({ ok: true }));
+  registerMetricsRoutes(api, ctx);
   registerVaultRoutes(api, ctx);
   registerCertificateRoutes(api, ctx);
   registerFleetRoutes(api, ctx);

@@ -25,6 +25,8 @@ import { MaterialiseError } from './views/materialise.ts';
 import { PointNotFoundError, resolvePoint as resolveKeptPoint } from './views/resolve-point.ts';
 import { ViewNotFoundError, ViewsUnavailableError, type ViewManager } from './views/view-manager.ts';
 import { MissingBlocksError, READABLE_VERSIONS, ReferenceResolver } from './wan/references.ts';
+import { IngestCounters, masterTargetMetrics } from './wan/metrics.ts';
+import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
 
 /** Largest request body accepted: one frame plus slack. */
 export const MAX_BODY_BYTES = MAX_FRAME_BYTES + 1024 * 1024;
@@ -54,9 +56,11 @@ class NotFound extends TidemarkError {}
 export function createApp(deps: AppDeps): Hono {
   const { store, log } = deps;
   const references = deps.references ?? new ReferenceResolver(async (m, d, offset, length) => store.get(m, d)?.replica.read(offset, length));
+  const counters = new IngestCounters();
   const app = new Hono();
 
   app.onError((err, c) => {
+    if (c.req.method === 'POST' && c.req.path.endsWith('/batches')) counters.refusedBatches++;
     if (err instanceof FrameError) return c.json({ error: err.message, reason: err.reason, hint: err.hint }, 400);
     if (err instanceof MissingBlocksError) return c.json({ error: err.message, reason: 'missing-blocks', missing: err.missing, hint: err.hint }, 422);
     if (err instanceof BodyTooLargeError) return c.json({ error: err.message, hint: `send frames of at most ${MAX_FRAME_BYTES} bytes` }, 413);
@@ -83,7 +87,10 @@ export function createApp(deps: AppDeps): Hono {
   app.post('/v1/streams/:machine/:disk/batches', async (c) => {
     const { machine, disk } = names(c);
     deps.failover?.refuseIfFailedOver(machine);
-    const resolved = await references.resolve(await readBody(c, MAX_BODY_BYTES));
+    const body = await readBody(c, MAX_BODY_BYTES);
+    counters.receivedBytes += body.length;
+    counters.receivedBatches++;
+    const resolved = await references.resolve(body);
     const batch = prepareBatch(resolved.frame);
     const h = batch.header;
     if (h.machine !== machine || h.disk !== disk) {
@@ -92,13 +99,17 @@ export function createApp(deps: AppDeps): Hono {
     const existing = store.get(machine, disk);
     if (!existing && h.firstSeq !== 1) return gap(c, h.firstSeq, 1);
     const stream = existing ?? (await store.getOrCreate(machine, disk));
+    const startedMs = performance.now();
     const r = await stream.apply(batch);
     if (r.status === 'gap') return gap(c, h.firstSeq, r.nextSeq);
     if (r.status === 'duplicate') return c.json({ nextSeq: r.nextSeq, duplicate: true });
     references.remember(machine, disk, resolved.blocks);
+    counters.applied(batch, (performance.now() - startedMs) / 1000, resolved.referencedBytes);
     log.debug('batch applied', { machine, disk, firstSeq: h.firstSeq, lastSeq: h.lastSeq, frameBytes: h.totalBytes });
     return c.json({ nextSeq: r.nextSeq });
   });
+
+  app.get('/metrics', (c) => c.body(renderMetrics(masterTargetMetrics(counters, store, deps.views, references)), 200, { 'content-type': METRICS_CONTENT_TYPE }));
 
   app.get('/v1/machines', (c) => {
     const byMachine = new Map<string, Array<{ disk: string; diskBytes: number; appliedSeq: number }>>();

@@ -38,13 +38,14 @@ export class SpoolBudget {
     if (this.limitBytes === undefined) return undefined;
     const used = this.usedBytes() + this.reserved;
     let why: string | undefined;
-    if (used + bytes > this.limitBytes) why = `spool full: ${used} of ${this.limitBytes} bytes in use`;
+    const full = used + bytes > this.limitBytes;
+    if (full) why = `spool full: ${used} of ${this.limitBytes} bytes in use`;
     else if (used + bytes > this.limitBytes * SPOOL_WARNING_FRACTION && streamBytes + bytes > this.limitBytes / Math.max(1, activeStreams)) {
       why = `spool over ${SPOOL_WARNING_FRACTION * 100}% (${used} of ${this.limitBytes} bytes) and this disk holds more than its share`;
     }
     if (why) {
       this.refusedBatches++;
-      this.check(true);
+      this.check(full);
       return why;
     }
     this.reserved += bytes;
@@ -57,17 +58,18 @@ export class SpoolBudget {
     this.check(false);
   }
 
-  status(refusing = false): SpoolStatus {
+  /** `full`: a batch was just refused for want of room (it stays full until use falls below 95 %). */
+  status(full = false): SpoolStatus {
     const usedBytes = this.usedBytes() + this.reserved;
     if (this.limitBytes === undefined) return { usedBytes, limitBytes: null, level: 'ok' };
     const f = usedBytes / this.limitBytes;
-    const level: SpoolLevel = refusing && f > SPOOL_CRITICAL_FRACTION ? 'full' : f >= SPOOL_CRITICAL_FRACTION ? 'critical' : f >= SPOOL_WARNING_FRACTION ? 'warning' : 'ok';
+    const level: SpoolLevel = full || (this.lastLevel === 'full' && f >= SPOOL_CRITICAL_FRACTION) ? 'full' : f >= SPOOL_CRITICAL_FRACTION ? 'critical' : f >= SPOOL_WARNING_FRACTION ? 'warning' : 'ok';
     return { usedBytes, limitBytes: this.limitBytes, level };
   }
 
   /** Reports a change of level; also called as the spool drains. */
-  check(refusing = false): SpoolStatus {
-    const s = this.status(refusing);
+  check(full = false): SpoolStatus {
+    const s = this.status(full);
     if (s.level !== this.lastLevel) {
       const previous = this.lastLevel;
       this.lastLevel = s.level;
