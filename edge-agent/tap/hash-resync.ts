@@ -33,6 +33,10 @@ export interface HashResyncOptions {
   save: () => Promise<void>;
   log: Logger;
   signal: AbortSignal;
+  /** @default HASH_WINDOW_BLOCKS */
+  windowBlocks?: number;
+  /** @default RESYNC_ROUND_BLOCKS */
+  roundBlocks?: number;
 }
 
 /** The replica's hashes of one range of blocks, valid until this agent sends one of them. */
@@ -50,7 +54,13 @@ export class HashResync {
   private waitingSinceMs = 0;
   private lastWarnMs = 0;
 
-  constructor(private readonly o: HashResyncOptions) {}
+  private readonly windowBlocks: number;
+  private readonly roundBlocks: number;
+
+  constructor(private readonly o: HashResyncOptions) {
+    this.windowBlocks = o.windowBlocks ?? HASH_WINDOW_BLOCKS;
+    this.roundBlocks = o.roundBlocks ?? RESYNC_ROUND_BLOCKS;
+  }
 
   /** One step of the resync; false when it has to wait (log not drained, replica not there yet, no log room). */
   async step(): Promise<boolean> {
@@ -58,7 +68,7 @@ export class HashResync {
     if (this.window && this.window.streamRestarts !== d.streamRestarts) this.window = undefined;
     if (!this.window) return this.openWindow();
     const w = this.window;
-    const blocks = d.bitmap.takeIn(w.first, w.end, RESYNC_ROUND_BLOCKS + 1);
+    const blocks = d.bitmap.takeIn(w.first, w.end, this.roundBlocks + 1);
     if (blocks.length === 0) {
       d.state.resyncCursorBlock = w.end >= d.bitmap.blockCount ? 0 : w.end;
       this.window = undefined;
@@ -66,9 +76,9 @@ export class HashResync {
       return true;
     }
     const outside = d.bitmap.dirtyCount - blocks.length;
-    if (blocks.length <= RESYNC_ROUND_BLOCKS && outside <= FINAL_UNHASHED_BLOCKS && d.hasRoomForBlocks(blocks.length + outside)) {
+    if (blocks.length <= this.roundBlocks && outside <= FINAL_UNHASHED_BLOCKS && d.hasRoomForBlocks(blocks.length + outside)) {
       // Everything left fits one synchronous step: compare, send, and end the resync in it.
-      d.resyncRound(d.bitmap.take(RESYNC_ROUND_BLOCKS + FINAL_UNHASHED_BLOCKS), w.known);
+      d.resyncRound(d.bitmap.take(this.roundBlocks + FINAL_UNHASHED_BLOCKS), w.known);
       d.finishResync();
       d.state.resyncCursorBlock = 0;
       this.window = undefined;
@@ -76,7 +86,7 @@ export class HashResync {
       await this.o.save();
       return true;
     }
-    const round = blocks.slice(0, RESYNC_ROUND_BLOCKS);
+    const round = blocks.slice(0, this.roundBlocks);
     if (!d.hasRoomForBlocks(round.length)) return false;
     d.resyncRound(round, w.known);
     d.state.resyncCursorBlock = round[round.length - 1] + 1;
@@ -97,7 +107,7 @@ export class HashResync {
     let first = d.bitmap.nextDirty(d.state.resyncCursorBlock ?? 0);
     if (first < 0) first = d.bitmap.nextDirty(0);
     const restarts = d.streamRestarts;
-    const f = await this.fetch(first, HASH_WINDOW_BLOCKS);
+    const f = await this.fetch(first, this.windowBlocks);
     if (f.kind === 'wait') return this.waiting(f.why);
     const known = new Map<number, Buffer>();
     if (f.kind === 'hashes') {
@@ -109,7 +119,7 @@ export class HashResync {
     } else {
       this.o.log.warn('replica block hashes unavailable: sending the dirty blocks of this range without comparing', { disk: d.name, firstBlock: first, reason: f.why });
     }
-    this.window = { first, end: Math.min(first + HASH_WINDOW_BLOCKS, d.bitmap.blockCount), known, streamRestarts: restarts };
+    this.window = { first, end: Math.min(first + this.windowBlocks, d.bitmap.blockCount), known, streamRestarts: restarts };
     this.waitingSinceMs = 0;
     return true;
   }
