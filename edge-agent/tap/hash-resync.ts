@@ -5,10 +5,10 @@
  * safe only against the state the stream's next records apply to, so hashes are used only when
  * they describe exactly the seq before this agent's next one; until then the resync waits.
  */
-import { requestJson } from '../../core/http/client.ts';
 import { BLOCK_HASH_BYTES } from '../../core/hash.ts';
 import type { Logger } from '../../core/log.ts';
 import type { TapDisk } from './tap-disk.ts';
+import { fetchReplicaHashes, type ReplicaHashes } from '../replica-hashes.ts';
 
 /** Blocks whose hashes one request asks for (256 MiB of disk). */
 export const HASH_WINDOW_BLOCKS = 4096;
@@ -46,8 +46,6 @@ interface HashWindow {
   known: Map<number, Buffer>;
   streamRestarts: number;
 }
-
-type Fetched = { kind: 'hashes'; seq: number; first: number; count: number; hashes: Buffer } | { kind: 'none'; why: string } | { kind: 'wait'; why: string };
 
 export class HashResync {
   private window: HashWindow | undefined;
@@ -134,27 +132,8 @@ export class HashResync {
     return false;
   }
 
-  private async fetch(first: number, count: number): Promise<Fetched> {
-    const path = `/v1/streams/${this.o.machine}/${this.o.disk.name}/block-hashes?first=${first}&count=${count}`;
-    let r;
-    try {
-      r = await requestJson<{ version?: number; seq?: number; first?: number; count?: number; blockBytes?: number; hashes?: string; error?: string }>(
-        this.o.processServerUrl, 'GET', path, undefined, { token: this.o.token, signal: this.o.signal, timeoutMs: 150_000 },
-      );
-    } catch (e) {
-      if (this.o.signal.aborted) throw e;
-      return { kind: 'wait', why: (e as Error).message };
-    }
-    const b = r.body;
-    if (r.status === 200) {
-      const hashes = Buffer.from(b.hashes ?? '', 'base64');
-      if (b.version !== 1 || b.blockBytes !== 64 * 1024 || !Number.isSafeInteger(b.seq) || b.first !== first || !Number.isSafeInteger(b.count) || hashes.length !== b.count! * BLOCK_HASH_BYTES) {
-        return { kind: 'none', why: `unexpected block-hash answer (version ${b.version})` };
-      }
-      return { kind: 'hashes', seq: b.seq!, first, count: b.count!, hashes };
-    }
-    // No replica to compare with (or a peer without the endpoint): the blocks are sent whole.
-    if (r.status === 404) return { kind: 'none', why: b.error ?? 'not found' };
-    return { kind: 'wait', why: `process server answered ${r.status}: ${b.error ?? ''}` };
+  private fetch(first: number, count: number): Promise<ReplicaHashes> {
+    const o = this.o;
+    return fetchReplicaHashes({ processServerUrl: o.processServerUrl, token: o.token, machine: o.machine, disk: o.disk.name, signal: o.signal }, first, count);
   }
 }
