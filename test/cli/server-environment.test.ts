@@ -7,13 +7,16 @@ import { readEnvironment, environmentName } from '../../cli/config.ts';
 import { startTidemark, runTidemark } from '../helpers/tidemark-process.ts';
 import { freePort } from '../helpers/ports.ts';
 
+// Starting the CLI through tsx takes seconds, and far longer on a loaded machine.
+const STARTUP_MS = 120_000;
+
 test('server options come from TIDEMARK_<OPTION> when no flag gives them', () => {
   assert.equal(environmentName('max-spool-bytes'), 'TIDEMARK_MAX_SPOOL_BYTES');
   const env = readEnvironment({ TIDEMARK_DATA: '/data', TIDEMARK_MASTER_TARGET: 'http://mt:7402', TIDEMARK_RETENTION_FULL: '2h', TIDEMARK_NBD: '', OTHER: 'x' });
   assert.deepEqual(env.serverOptions, { data: '/data', 'master-target': 'http://mt:7402', 'retention-full': '2h' });
 });
 
-test('a master target and a process server start from their environment alone; a flag wins over it', { timeout: 60_000 }, async () => {
+test('a master target and a process server start from their environment alone; a flag wins over it', { timeout: 240_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tm-env-'));
   const mtPort = await freePort();
   const mt = startTidemark(['master-target'], { TIDEMARK_DATA: join(dir, 'mt'), TIDEMARK_LISTEN: `127.0.0.1:${mtPort}`, TIDEMARK_RETENTION: '2h', TIDEMARK_TOKEN: 't0k' });
@@ -22,8 +25,8 @@ test('a master target and a process server start from their environment alone; a
     TIDEMARK_DATA: join(dir, 'ps'), TIDEMARK_LISTEN: '127.0.0.1:1', TIDEMARK_MASTER_TARGET: `http://127.0.0.1:${mtPort}`, TIDEMARK_TOKEN: 't0k',
   });
   try {
-    await mt.waitFor(new RegExp(`master target listening on http://127.0.0.1:${mtPort}`));
-    await ps.waitFor(new RegExp(`process server listening on http://127.0.0.1:${psPort}`));
+    await mt.waitFor(new RegExp(`master target listening on http://127.0.0.1:${mtPort}`), STARTUP_MS);
+    await ps.waitFor(new RegExp(`process server listening on http://127.0.0.1:${psPort}`), STARTUP_MS);
     assert.ok((await stat(join(dir, 'mt'))).isDirectory());
     assert.ok((await stat(join(dir, 'ps'))).isDirectory());
     const status = await runTidemark(['status', '--process-server', `http://127.0.0.1:${psPort}`], { TIDEMARK_TOKEN: 't0k' });
