@@ -13,10 +13,11 @@ import { bookmarkCommand } from './commands/bookmark.ts';
 import { viewCommand } from './commands/view.ts';
 import { failoverCommand } from './commands/failover.ts';
 import { cleanupCommand } from './commands/cleanup.ts';
+import { pushInstallCommand } from './commands/push-install.ts';
 
 const COMMANDS: Command[] = [
   upCommand, demoCommand, agentCommand, processServerCommand, masterTargetCommand, statusCommand, pointsCommand, exportCommand, bookmarkCommand,
-  viewCommand, failoverCommand, cleanupCommand,
+  viewCommand, failoverCommand, cleanupCommand, pushInstallCommand,
 ];
 
 function usage(): string {

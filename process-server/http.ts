@@ -16,6 +16,8 @@ import { blockHashesFor } from './block-hashes.ts';
 import { AgentVerificationUnavailableError, type AgentAuthenticator } from './site-link/agent-auth.ts';
 import type { WanLink } from './wan/wan-link.ts';
 import { processServerMetrics } from './wan/metrics.ts';
+import type { PushInstaller } from './push-install/push-installer.ts';
+import { pushInstallRoutes } from './push-install/routes.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
 import { peerIdentity } from '../core/tls/peer.ts';
 import { peerVerdict, type ProcessServerPeers } from './peer-access.ts';
@@ -34,6 +36,8 @@ export interface ProcessServerAppOptions {
   log: Logger;
   /** The shared WAN link: spool budget for status, counters for /metrics. */
   wan?: WanLink;
+  /** Push installs of agents over SSH (`/v1/push-installs`). */
+  pushInstaller?: PushInstaller;
 }
 
 const Heartbeat = z.object({
@@ -105,6 +109,7 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
   const app = new Hono<Env>();
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.use('*', authenticate(o));
+  if (o.pushInstaller) app.route('/', pushInstallRoutes(o.pushInstaller));
 
   app.use('/v1/streams/:machine/:disk/*', async (c, next) => {
     if (!isValidName(c.req.param('machine')) || !isValidName(c.req.param('disk'))) return c.json({ error: 'invalid machine or disk name' }, 400);

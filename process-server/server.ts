@@ -6,6 +6,8 @@ import { serve, type Listening } from '../core/http/serve.ts';
 import { createLogger, type Logger } from '../core/log.ts';
 import { Streams } from './streams.ts';
 import { BookmarkBook } from './bookmarks.ts';
+import { PushInstaller } from './push-install/push-installer.ts';
+import { DEFAULT_AGENT_DIR } from './push-install/agent-files.ts';
 import { processServerApp } from './http.ts';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { agentAuthenticator } from './site-link/agent-auth.ts';
@@ -26,6 +28,8 @@ export interface ProcessServerOptions {
   /** Token for the master target, when it differs from `token`. */
   masterTargetToken?: string;
   maxSpoolBytes?: number;
+  /** Where the agent bundle and install.sh for push installs are. @default DEFAULT_AGENT_DIR (dist/agent of the checkout) */
+  agentDir?: string;
   /** Bandwidth schedule, whole-spool limit and optimisation of the WAN link (docs/wan-optimisation.md). */
   wan?: WanOptions;
   log?: Logger;
@@ -79,8 +83,9 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   // An agent's certificate counts while its machine is assigned here (known once the link runs).
   const isAssigned = (machineId: string) => siteLink?.assignments.list().some((a) => a.machine.id === machineId) ?? false;
   const peers = o.tls && { vaultId: o.tls.vaultId, ...(client ? { isAssigned } : {}) };
+  const pushInstaller = new PushInstaller({ agentDir: o.agentDir ?? DEFAULT_AGENT_DIR, knownHostsFile: join(o.dataDir, 'push-install', 'known_hosts'), log });
   const app = processServerApp({
-    streams, token: o.token, agentAuth: client && agentAuthenticator(client), peers, maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan,
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), peers, maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan, pushInstaller,
   });
   const listening = await serve(app, { host: o.host, port: o.port }, { tls: o.tls?.identity });
   siteLink = client && await startProcessServerSiteLink({
@@ -100,6 +105,7 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
     siteLink,
     async close() {
       await siteLink?.close();
+      await pushInstaller.close();
       await listening.close();
       await streams.close();
     },

@@ -14,10 +14,9 @@ import { copyFile, chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { AGENT_BUNDLE_FILE, INSTALL_SCRIPT_FILE } from '../process-server/push-install/agent-files.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const AGENT_BUNDLE_FILE = 'tidemark-agent.mjs';
-export const INSTALL_SCRIPT_FILE = 'install.sh';
 
 const LZ4_WASM_READ = "const path = require('path').join(__dirname, 'lz4_wasm_nodejs_bg.wasm');\nconst bytes = require('fs').readFileSync(path);";
 

@@ -27,6 +27,8 @@ master target, resuming wherever it stands after a restart or a dropped link.
   --bandwidth SCHEDULE    WAN limit to the master target by local time of day, e.g.
                           '08:00-18:00=20MB/s,*=unlimited' or just '50MB/s' (default unlimited)
   --token TOKEN           require this bearer token and send it on (default: $TIDEMARK_TOKEN)
+  --agent-dir DIR         the agent bundle and install.sh for push installs (default: dist/agent of
+                          this checkout, made by npm run bundle-agent); see tidemark push-install
 ${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane, agents may also authenticate with their own credential: the control
 plane confirms it, and the agent may then only touch its own machine's streams.
@@ -34,7 +36,7 @@ plane confirms it, and the agent may then only touch its own machine's streams.
   async run(argv, env) {
     const { values: flags } = parse('process-server', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, 'master-target': { type: 'string' }, 'max-spool-bytes': { type: 'string' }, token: { type: 'string' },
-      'spool-max-bytes': { type: 'string' }, bandwidth: { type: 'string' },
+      'spool-max-bytes': { type: 'string' }, bandwidth: { type: 'string' }, 'agent-dir': { type: 'string' },
       ...SERVER_ENROLLMENT_OPTIONS,
     });
     const values = { ...env.serverOptions, ...flags };
@@ -56,6 +58,7 @@ plane confirms it, and the agent may then only touch its own machine's streams.
       token: optional(values, 'token') ?? env.token,
       maxSpoolBytes: spool ? parseBytes('max-spool-bytes', spool) : undefined,
       wan,
+      agentDir: optional(values, 'agent-dir'),
       log: createLogger('process-server', { level: env.logLevel }),
     });
     process.stdout.write(`process server listening on ${ps.url}\n`);
