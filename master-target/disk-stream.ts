@@ -9,7 +9,8 @@ import { TidemarkError } from '../core/errors.ts';
 import { FrameFlag, recordTag, RecordType } from '../core/wire/frame.ts';
 import { writeData, type PreparedBatch } from './batch.ts';
 import { isNoSpace } from './no-space.ts';
-import { encodeBegin, encodeTag, encodeUndo, type StoredPoint } from './journal-segment.ts';
+import { encodeBegin, encodeResult, encodeTag, encodeUndo, type StoredPoint } from './journal-segment.ts';
+import { resultOf } from './journal-result.ts';
 import { Journal } from './journal.ts';
 import { compactSegment } from './journal-compact.ts';
 import { isKept, type TierPolicy } from './retention-tiers.ts';
@@ -150,6 +151,7 @@ export class DiskStream implements PointSource {
     const tags: Array<{ seq: number; point: StoredPoint }> = [];
     let plan: UndoPlan;
     let indexed = false;
+    let lazy = false;
     try {
       w.push(encodeBegin({ firstSeq: h.firstSeq, lastSeq: h.lastSeq, timeMs: h.timeMs, appliedMs: nowMs, prevDiskBytes, diskBytes, frameFlags: h.flags }));
       for (const r of batch.records) {
@@ -164,8 +166,12 @@ export class DiskStream implements PointSource {
         const at = w.push(parts);
         located.push({ seq: u.seq, offset: u.offset, lengthBytes: u.lengthBytes, encoding: u.encoding, segment, at, itemBytes: w.endBytes - at });
       }
+      // Without overlaps, what the batch leaves is its records' data: recovery can check it, so
+      // the entry needs no COMMIT of its own before the batch is acknowledged.
+      lazy = !plan.overlapping;
+      if (lazy) w.push(encodeResult(resultOf(batch)));
       await w.flush();
-      await j.syncActive();
+      await j.syncEntry(w);
       // The undo items are durable: readers may use them from now on, and must, since the
       // replica changes next. The written map learns the blocks before they are written.
       for (const u of located) this.index.add(u);
@@ -179,7 +185,8 @@ export class DiskStream implements PointSource {
       if (diskBytes > this.replica.sizeBytes) await this.replica.resize(diskBytes);
       await this.writeRecords(batch, plan);
       await this.replica.datasync();
-      await j.commit(w, h.lastSeq, h.timeMs, diskBytes, nowMs);
+      if (lazy) j.acknowledge(w, h.lastSeq, h.timeMs, diskBytes, nowMs);
+      else await j.commit(w, h.lastSeq, h.timeMs, diskBytes, nowMs);
     } catch (err) {
       await this.undoTail(err, h.firstSeq);
       throw err;

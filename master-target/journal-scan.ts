@@ -1,17 +1,19 @@
 /**
- * Reading a segment back: checks the item grammar (BEGIN, TAG*, UNDO*, COMMIT, ...) and finds
+ * Reading a segment back: checks the item grammar (BEGIN, TAG*, UNDO*, RESULT?, COMMIT, ...) and finds
  * where the valid, committed log ends and whether an uncommitted entry follows it.
  */
 import type { FileHandle } from 'node:fs/promises';
 import {
   decodeBegin,
   decodeCommit,
+  decodeResult,
   decodeTag,
   decodeUndo,
   ItemReader,
   ItemType,
   JournalFormatError,
   type Begin,
+  type ResultRange,
   type StoredPoint,
   type UndoEncoding,
 } from './journal-segment.ts';
@@ -34,7 +36,12 @@ export interface UndoLocation extends ItemLocation {
 export interface OpenEntry {
   beginAt: number;
   begin: Begin;
+  tags: Array<{ seq: number; point: StoredPoint }>;
   undo: UndoLocation[];
+  /** Its RESULT item, when that was written (then every UNDO item before it is there too). */
+  result?: ResultRange[];
+  /** End of its last valid item. */
+  endBytes: number;
 }
 
 export interface ScanResult {
@@ -71,10 +78,11 @@ export async function scanSegment(fh: FileHandle, start: number, end: number, fi
         if (begin.firstSeq !== result.lastSeq + 1 || begin.lastSeq < begin.firstSeq) {
           throw new JournalFormatError(`journal entry at ${item.at} covers seq ${begin.firstSeq}..${begin.lastSeq}, expected to start at ${result.lastSeq + 1}`);
         }
-        open = { beginAt: item.at, begin, undo: [] };
         tags = [];
+        open = { beginAt: item.at, begin, tags, undo: [], endBytes: reader.position };
         continue;
       }
+      if (open.result && item.type !== ItemType.COMMIT) throw new JournalFormatError(`journal item at ${item.at}: only COMMIT may follow RESULT`);
       const { firstSeq: lo, lastSeq: hi } = open.begin;
       switch (item.type) {
         case ItemType.TAG: {
@@ -89,6 +97,9 @@ export async function scanSegment(fh: FileHandle, start: number, end: number, fi
           open.undo.push(undoLocation(item.at, item.itemBytes, u));
           break;
         }
+        case ItemType.RESULT:
+          open.result = decodeResult(item.body);
+          break;
         case ItemType.COMMIT: {
           const c = decodeCommit(item.body);
           if (c.lastSeq !== hi) throw new JournalFormatError(`journal COMMIT at ${item.at} names seq ${c.lastSeq}, its entry ends at ${hi}`);
@@ -103,6 +114,7 @@ export async function scanSegment(fh: FileHandle, start: number, end: number, fi
         default:
           throw new JournalFormatError(`journal item at ${item.at}: unexpected BEGIN inside an entry`);
       }
+      if (open) open.endBytes = reader.position;
     }
   } catch (err) {
     if (!(err instanceof JournalFormatError || err instanceof SyntaxError)) throw err;
@@ -122,9 +134,13 @@ export async function scanOpenEntry(fh: FileHandle, beginAt: number, end: number
       if (!item) break;
       if (!open) {
         if (item.type !== ItemType.BEGIN) return undefined;
-        open = { beginAt, begin: decodeBegin(item.body), undo: [] };
+        open = { beginAt, begin: decodeBegin(item.body), tags: [], undo: [], endBytes: reader.position };
+        continue;
       } else if (item.type === ItemType.UNDO) open.undo.push(undoLocation(item.at, item.itemBytes, decodeUndo(item.body)));
-      else if (item.type !== ItemType.TAG) break;
+      else if (item.type === ItemType.RESULT) open.result = decodeResult(item.body);
+      else if (item.type === ItemType.TAG) open.tags.push(decodeTag(item.body));
+      else break;
+      open.endBytes = reader.position;
     }
   } catch (err) {
     if (!(err instanceof JournalFormatError)) throw err;

@@ -1,6 +1,7 @@
 /**
- * Journal segments, format version 2 (docs/journal-format.md): the segment header and the
- * checksummed items (BEGIN, TAG, UNDO, COMMIT) that follow it.
+ * Journal segments, format version 3 (docs/journal-format.md): the segment header and the
+ * checksummed items (BEGIN, TAG, UNDO, RESULT, COMMIT) that follow it. Version 2 segments
+ * (no RESULT) are still read.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { xxh64Of } from '../core/hash.ts';
@@ -8,7 +9,9 @@ import { decompress } from '../core/lz4.ts';
 import { WrittenMap, type WrittenEncoding } from './written-map.ts';
 
 export const SEGMENT_MAGIC = Buffer.from('TDMJ', 'latin1');
-export const JOURNAL_VERSION = 2;
+export const JOURNAL_VERSION = 3;
+/** Versions this build reads: 2 differs only in having no RESULT items. */
+const READABLE_VERSIONS = new Set([2, 3]);
 const SEGMENT_FIXED_BYTES = 48;
 export const ITEM_HEADER_BYTES = 8;
 export const ITEM_CHECKSUM_BYTES = 8;
@@ -18,6 +21,7 @@ export enum ItemType {
   TAG = 2,
   UNDO = 3,
   COMMIT = 4,
+  RESULT = 5,
 }
 
 export enum UndoEncoding {
@@ -108,8 +112,8 @@ export async function readSegmentHeader(fh: FileHandle, path: string): Promise<S
   if (bytesRead < SEGMENT_FIXED_BYTES) throw new JournalFormatError(`journal segment ${path} is shorter than its header`);
   if (!fixed.subarray(0, 4).equals(SEGMENT_MAGIC)) throw new JournalFormatError(`${path} is not a journal segment (bad magic)`);
   const version = fixed.readUInt16BE(4);
-  if (version !== JOURNAL_VERSION) {
-    throw new JournalFormatError(`journal segment ${path} has version ${version}; this build reads version ${JOURNAL_VERSION}`);
+  if (!READABLE_VERSIONS.has(version)) {
+    throw new JournalFormatError(`journal segment ${path} has version ${version}; this build reads versions ${[...READABLE_VERSIONS].join(' and ')}`);
   }
   const headerBytes = fixed.readUInt32BE(8);
   const pointBytes = fixed.readUInt16BE(40);
@@ -242,6 +246,42 @@ export function undoBytes(u: Undo): Buffer | undefined {
   }
 }
 
+/** What one record range holds once its batch is applied: RESULT items list these. */
+export interface ResultRange {
+  offset: number;
+  lengthBytes: number;
+  /** True: all zero; otherwise `hash` is the xxh64 of the bytes. */
+  zero: boolean;
+  hash?: Buffer;
+}
+
+const RESULT_RANGE_BYTES = 24;
+
+export function encodeResult(ranges: ResultRange[]): Buffer[] {
+  const body = Buffer.alloc(8 + ranges.length * RESULT_RANGE_BYTES);
+  body.writeUInt32BE(ranges.length, 0);
+  ranges.forEach((r, i) => {
+    const at = 8 + i * RESULT_RANGE_BYTES;
+    body.writeBigUInt64BE(BigInt(r.offset), at);
+    body.writeUInt32BE(r.lengthBytes, at + 8);
+    body.writeUInt8(r.zero ? 1 : 0, at + 12);
+    if (!r.zero) r.hash!.copy(body, at + 16);
+  });
+  return encodeItem(ItemType.RESULT, body);
+}
+
+export function decodeResult(body: Buffer): ResultRange[] {
+  const n = body.length >= 8 ? body.readUInt32BE(0) : -1;
+  if (n < 0 || body.length !== 8 + n * RESULT_RANGE_BYTES) throw new JournalFormatError('RESULT item has a wrong length');
+  const out: ResultRange[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = 8 + i * RESULT_RANGE_BYTES;
+    const zero = body.readUInt8(at + 12) === 1;
+    out.push({ offset: u64(body, at), lengthBytes: body.readUInt32BE(at + 8), zero, ...(zero ? {} : { hash: Buffer.from(body.subarray(at + 16, at + 24)) }) });
+  }
+  return out;
+}
+
 export function encodeCommit(c: Commit): Buffer[] {
   const body = Buffer.alloc(16);
   body.writeBigUInt64BE(BigInt(c.lastSeq), 0);
@@ -303,7 +343,7 @@ export class ItemReader {
     const type = head.readUInt8(0);
     const bodyBytes = head.readUInt32BE(4);
     const itemBytes = ITEM_HEADER_BYTES + bodyBytes + ITEM_CHECKSUM_BYTES;
-    if (type < ItemType.BEGIN || type > ItemType.COMMIT) throw new JournalFormatError(`journal item at ${at} has unknown type ${type}`);
+    if (type < ItemType.BEGIN || type > ItemType.RESULT) throw new JournalFormatError(`journal item at ${at} has unknown type ${type}`);
     if (at + itemBytes > this.end) throw new JournalFormatError(`journal item at ${at} is truncated`);
     const all = await this.bytes(at, itemBytes);
     const sum = all.subarray(itemBytes - ITEM_CHECKSUM_BYTES);

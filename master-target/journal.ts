@@ -10,10 +10,14 @@ import { TidemarkError } from '../core/errors.ts';
 import { syncDir } from '../core/fsutil.ts';
 import { scanOpenEntry, scanSegment, type UndoLocation } from './journal-scan.ts';
 import { writevAll } from './file-io.ts';
+import { resultHolds } from './journal-result.ts';
 import { WrittenMap } from './written-map.ts';
 import {
+  decodeCommit,
   decodeUndo,
   encodeCommit,
+  ItemType,
+  JOURNAL_VERSION,
   encodeSegmentHeader,
   ItemReader,
   parseSegmentName,
@@ -40,6 +44,19 @@ export interface SegmentInfo {
   newestTimeMs: number;
   /** The point at firstSeq − 1, from the header. */
   basePoint?: StoredPoint;
+  /** Format version of the segment (a newest segment of an older version is rolled over before appending). */
+  version: number;
+}
+
+/**
+ * The newest entry when it is acknowledged but its COMMIT is not written yet: its RESULT and
+ * the replica are durable, so recovery would commit it (docs/journal-format.md). Its COMMIT
+ * goes at `endBytes`, ahead of the next entry, or alone at rollover and close.
+ */
+interface PendingCommit {
+  lastSeq: number;
+  committedMs: number;
+  endBytes: number;
 }
 
 /** Keeps every segment holding undo records after `seq` from deletion until released. */
@@ -64,6 +81,7 @@ export class Journal {
   written = new WrittenMap();
   /** Seqs pinned by open readers, with their counts. */
   private readonly pins = new Map<number, number>();
+  private pending?: PendingCommit;
 
   private constructor(
     readonly dir: string,
@@ -116,13 +134,28 @@ export class Journal {
           lastSeq: scan.lastSeq,
           newestTimeMs: scan.newestTimeMs ?? header.createdMs,
           ...(header.basePoint ? { basePoint: header.basePoint } : {}),
+          version: header.version,
         };
         j.segments.push(info);
         j.nextSeq = scan.lastSeq + 1;
         j.diskBytes = scan.diskBytes ?? header.diskBytes;
         if (newest) {
           j.active = fh;
-          if (scan.open || scan.committedBytes !== size) {
+          const open = scan.open;
+          if (open?.result && (await resultHolds(replica, open.begin, open.result))) {
+            // Acknowledged (or as good as): its RESULT and replica bytes are there; write its COMMIT.
+            await replica.sync();
+            const w = new EntryWriter(fh, open.endBytes);
+            w.push(encodeCommit({ lastSeq: open.begin.lastSeq, committedMs: open.begin.appliedMs }));
+            await w.flush();
+            await fh.truncate(w.endBytes);
+            await fh.sync();
+            onEntry(header.firstSeq, open.begin, open.tags, open.undo);
+            Object.assign(info, { committedBytes: w.endBytes, lastSeq: open.begin.lastSeq, newestTimeMs: open.begin.timeMs });
+            j.nextSeq = open.begin.lastSeq + 1;
+            j.diskBytes = open.begin.diskBytes;
+            log.info('batch committed at recovery', { segment: path, firstSeq: open.begin.firstSeq, lastSeq: open.begin.lastSeq });
+          } else if (open || scan.committedBytes !== size) {
             log.warn('journal tail not committed, rolling back', { segment: path, fromByte: scan.committedBytes, fileBytes: size, reason: scan.stoppedBy?.message });
             await j.rollbackTail(replica);
           }
@@ -143,12 +176,15 @@ export class Journal {
   needsRollover(nowMs: number, maxBytes: number, maxAgeMs: number): boolean {
     const s = this.newest;
     if (!s) return true;
+    if (s.version !== JOURNAL_VERSION) return true;
     if (s.lastSeq < s.firstSeq) return false;
     return s.committedBytes >= maxBytes || nowMs - s.createdMs >= maxAgeMs;
   }
 
   /** Starts a new segment at `nextSeq`; `basePoint` is the point at nextSeq − 1, if any. */
   async rollover(nowMs: number, basePoint?: StoredPoint): Promise<void> {
+    // Sealed segments hold committed entries only.
+    await this.flushPending();
     const path = join(this.dir, segmentName(this.nextSeq));
     const header = encodeSegmentHeader({
       firstSeq: this.nextSeq,
@@ -171,6 +207,8 @@ export class Journal {
     await syncDir(this.dir);
     await this.active?.close();
     this.active = fh;
+    // An empty segment of an older version had the same name: the new one replaced it.
+    if (this.newest?.firstSeq === this.nextSeq) this.segments.pop();
     this.segments.push({
       firstSeq: this.nextSeq,
       path,
@@ -180,13 +218,32 @@ export class Journal {
       lastSeq: this.nextSeq - 1,
       newestTimeMs: nowMs,
       ...(basePoint ? { basePoint } : {}),
+      version: JOURNAL_VERSION,
     });
   }
 
-  /** A writer appending a new entry after the committed log of the newest segment. */
+  /**
+   * A writer appending a new entry after the log of the newest segment. When the previous
+   * entry's COMMIT is pending, the writer writes it first: it becomes durable with this entry's
+   * items, in the same write and sync.
+   */
   entryWriter(): EntryWriter {
     if (!this.active || !this.newest) throw new Error('journal has no segment to write to');
-    return new EntryWriter(this.active, this.newest.committedBytes);
+    const p = this.pending;
+    if (!p) return new EntryWriter(this.active, this.newest.committedBytes);
+    const w = new EntryWriter(this.active, p.endBytes);
+    w.push(encodeCommit({ lastSeq: p.lastSeq, committedMs: p.committedMs }));
+    w.carried = { lastSeq: p.lastSeq, endBytes: w.endBytes };
+    return w;
+  }
+
+  /** fdatasyncs the entry `w` wrote (before the replica is touched); a COMMIT it carried is now durable. */
+  async syncEntry(w: EntryWriter): Promise<void> {
+    await this.active!.datasync();
+    if (w.carried && this.pending?.lastSeq === w.carried.lastSeq) {
+      this.newest!.committedBytes = w.carried.endBytes;
+      this.pending = undefined;
+    }
   }
 
   /** Appends COMMIT after the entry `w` wrote, fdatasyncs, and advances the journal's position. */
@@ -194,17 +251,38 @@ export class Journal {
     w.push(encodeCommit({ lastSeq, committedMs: nowMs }));
     await w.flush();
     await this.active!.datasync();
+    this.newest!.committedBytes = w.endBytes;
+    this.advance(lastSeq, timeMs, diskBytes);
+  }
+
+  /**
+   * Advances the journal's position past the entry `w` wrote without writing its COMMIT: the
+   * entry has a RESULT and the replica is synced, so it is durable as it stands (recovery
+   * commits it). The COMMIT follows with the next entry, or at rollover or close.
+   */
+  acknowledge(w: EntryWriter, lastSeq: number, timeMs: number, diskBytes: number, nowMs: number): void {
+    this.pending = { lastSeq, committedMs: nowMs, endBytes: w.endBytes };
+    this.advance(lastSeq, timeMs, diskBytes);
+  }
+
+  private advance(lastSeq: number, timeMs: number, diskBytes: number): void {
     const s = this.newest!;
-    s.committedBytes = w.endBytes;
     s.lastSeq = lastSeq;
     s.newestTimeMs = timeMs;
     this.nextSeq = lastSeq + 1;
     this.diskBytes = diskBytes;
   }
 
-  /** fdatasyncs the newest segment (after an entry's items, before the replica is touched). */
-  async syncActive(): Promise<void> {
-    await this.active!.datasync();
+  /** Writes and syncs a pending COMMIT, if any. */
+  async flushPending(): Promise<void> {
+    const p = this.pending;
+    if (!p || !this.active) return;
+    const w = new EntryWriter(this.active, p.endBytes);
+    w.push(encodeCommit({ lastSeq: p.lastSeq, committedMs: p.committedMs }));
+    await w.flush();
+    await this.active.datasync();
+    this.newest!.committedBytes = w.endBytes;
+    this.pending = undefined;
   }
 
   /** The path of the segment starting at `firstSeq`. */
@@ -222,8 +300,18 @@ export class Journal {
     const fh = this.active;
     if (!s || !fh) return;
     const { size } = await fh.stat();
-    if (size > s.committedBytes) {
-      const entry = await scanOpenEntry(fh, s.committedBytes, size);
+    // An acknowledged entry waiting for its COMMIT stays; a COMMIT of it already written stays too.
+    let keep = this.pending?.endBytes ?? s.committedBytes;
+    if (this.pending && size > keep) {
+      const first = await new ItemReader(fh, keep, size).next().catch(() => undefined);
+      if (first?.type === ItemType.COMMIT && decodeCommit(first.body).lastSeq === this.pending.lastSeq) {
+        keep = first.at + first.itemBytes;
+        s.committedBytes = keep;
+        this.pending = undefined;
+      }
+    }
+    if (size > keep) {
+      const entry = await scanOpenEntry(fh, keep, size);
       if (entry) {
         for (let i = entry.undo.length - 1; i >= 0; i--) {
           const loc = entry.undo[i];
@@ -237,7 +325,7 @@ export class Journal {
         await replica.sync();
         this.log.info('uncommitted batch rolled back', { firstSeq: entry.begin.firstSeq, lastSeq: entry.begin.lastSeq, undoItems: entry.undo.length });
       }
-      await fh.truncate(s.committedBytes);
+      await fh.truncate(keep);
     }
     await fh.sync();
   }
@@ -316,6 +404,12 @@ export class Journal {
   }
 
   async close(): Promise<void> {
+    try {
+      await this.flushPending();
+    } catch (err) {
+      // Recovery commits the entry from its RESULT all the same.
+      this.log.warn('could not write the last COMMIT at close', { dir: this.dir, error: err });
+    }
     await this.active?.close();
     this.active = undefined;
   }
@@ -330,6 +424,8 @@ const ARENA_BYTES = 1024 * 1024;
  * gathered write (small parts are first packed together), so an entry costs one syscall.
  */
 export class EntryWriter {
+  /** The previous entry's COMMIT written ahead of this entry, and where it ends. */
+  carried?: { lastSeq: number; endBytes: number };
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private arena = Buffer.allocUnsafe(0);
