@@ -3,7 +3,7 @@
  * incompressible writes, each batch durable before the next, beside `fio` writing the same
  * pattern to a plain file with an fsync per batch.
  *
- * Usage: node --import tsx bench/master-target/apply.ts [--mib N] [--rounds N] [--only initial|overwrite|small]
+ * Usage: node --import tsx bench/master-target/apply.ts [--mib N] [--rounds N] [--only initial|overwrite|small] [--batch-mib N]
  */
 import { seededRandom } from '../../core/seeded-random.ts';
 import { execFileSync } from 'node:child_process';
@@ -20,7 +20,8 @@ import { prepareBatch } from '../../master-target/batch.ts';
 import { DiskStream } from '../../master-target/disk-stream.ts';
 
 const MiB = 1024 * 1024;
-const BATCH_BYTES = 16 * MiB;
+/** Bytes per batch (`--batch-mib`); the process server merges tap writes into batches of up to 8 MiB. */
+let BATCH_BYTES = 16 * MiB;
 
 /** Random incompressible bytes, reused as payloads (sliced) so that generating them costs nothing per run. */
 const POOL = randomBytes(64 * MiB);
@@ -90,9 +91,10 @@ function median(xs: number[]): number {
 }
 
 export async function applyBench(argv = process.argv.slice(2)): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' } }, allowPositionals: true });
+  const { values } = parseArgs({ args: argv, options: { mib: { type: 'string', default: '256' }, rounds: { type: 'string', default: '3' }, only: { type: 'string' }, 'batch-mib': { type: 'string', default: '16' } }, allowPositionals: true });
   const mib = Number(values.mib);
   const rounds = Number(values.rounds);
+  BATCH_BYTES = Number(values['batch-mib']) * MiB;
   await loadHashing();
   const rows: string[][] = [];
   const cases = [
@@ -132,8 +134,8 @@ export async function applyBench(argv = process.argv.slice(2)): Promise<void> {
     rows.push([c.name, ours.toFixed(0), peer === undefined ? 'n/a' : peer.toFixed(0), peer === undefined ? '' : (ours / peer).toFixed(2)]);
     process.stderr.write(`bench apply: ${c.name}: ${results.map((x) => x.toFixed(0)).join(' ')} MiB/s; fio ${peers.map((x) => x.toFixed(0)).join(' ')}\n`);
   }
-  process.stdout.write(`\nMaster target apply, ${mib} MiB in 16 MiB batches (median of ${rounds})\n`);
-  process.stdout.write(table(['pattern', 'apply MiB/s', 'fio MiB/s (fsync per 16 MiB)', 'ratio'], rows));
+  process.stdout.write(`\nMaster target apply, ${mib} MiB in ${values['batch-mib']} MiB batches (median of ${rounds})\n`);
+  process.stdout.write(table(['pattern', 'apply MiB/s', `fio MiB/s (fsync per ${values['batch-mib']} MiB)`, 'ratio'], rows));
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await applyBench();
