@@ -1,4 +1,6 @@
 /** The one place the CLI reads the environment. Everything below takes plain values. */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { LogLevel } from '../core/log.ts';
 
 /**
@@ -24,6 +26,10 @@ TIDEMARK_LISTEN, TIDEMARK_MASTER_TARGET, TIDEMARK_TOKEN, ...); a flag given here
 export interface Environment {
   token?: string;
   logLevel: LogLevel;
+  /** TIDEMARK_IDENTITY: the operator certificate folder for https:// servers. */
+  identityDir?: string;
+  /** Where per-user settings live: $XDG_CONFIG_HOME/tidemark or ~/.config/tidemark. */
+  configDir: string;
   /** Server options set in the environment, keyed by option name; the commands lay flags over them. */
   serverOptions: Partial<Record<ServerEnvironmentOption, string>>;
 }
@@ -37,6 +43,8 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
   }
   return {
     token: env.TIDEMARK_TOKEN || undefined,
+    identityDir: env.TIDEMARK_IDENTITY || undefined,
+    configDir: join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'tidemark'),
     logLevel: level === 'debug' || level === 'warn' || level === 'error' ? level : 'info',
     serverOptions,
   };

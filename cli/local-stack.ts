@@ -10,7 +10,10 @@
 import { join } from 'node:path';
 import { mkdir, readFile } from 'node:fs/promises';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
-import { enrollOnce } from '../core/control-plane/enrollment-file.ts';
+import { enrollOnce, loadEnrollment } from '../core/control-plane/enrollment-file.ts';
+import { identityOfEnrollment, loadIdentityDir, saveIdentityDir, type TlsIdentity } from '../core/tls/tls-identity.ts';
+import { createCsr, generateKeyPair } from '../core/tls/x509.ts';
+import { IngestAssignments } from '../master-target/site-link/ingest-assignments.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
 import { remoteError, requestJson } from '../core/http/client.ts';
@@ -72,7 +75,10 @@ export interface UpStackOptions {
   /** The control plane's port; the process server takes N+1, the master target N+2 and its NBD views N+3. */
   port: number;
   host?: string;
-  /** Shared token between the process server and the master target (and for status, points, export). */
+  /**
+   * Shared token between the process server and the master target, used only by data folders
+   * enrolled before certificates existed (they run without TLS, as they did).
+   */
   token: string;
   retentionSeconds?: number;
   /** Interval of the control plane's scheduler pass (drills, deadlines, stale reports). */
@@ -97,7 +103,20 @@ export interface UpStack {
   /** A registration key made at this start, for agents. */
   registrationKey: string;
   registrationKeyExpiresAt: string;
+  /** True when the process server and master target speak mutual TLS with the vault CA. */
+  secure: boolean;
+  /** With `secure`: the operator certificate folder for the CLI (key.pem, cert.pem, ca.pem). */
+  operatorIdentityDir?: string;
   close(): Promise<void>;
+}
+
+/** True when a server of `dirs` enrolled before certificates existed (no TLS for that data folder). */
+async function enrolledWithoutCertificates(dirs: string[]): Promise<boolean> {
+  for (const d of dirs) {
+    const e = await loadEnrollment(join(d, 'enrollment.json'));
+    if (e && !e.certificate) return true;
+  }
+  return false;
 }
 
 /** What `up` keeps between starts (DIR/up.json, mode 0600), format version 1. */
@@ -149,8 +168,11 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
     const nbdPort = o.port + 3;
     const psDir = join(o.dataDir, 'process-server');
     const mtDir = join(o.dataDir, 'master-target');
-    const psUrl = `http://${host}:${psPort}`;
-    const mtUrl = `http://${host}:${mtPort}`;
+    const secure = !(await enrolledWithoutCertificates([psDir, mtDir]));
+    if (!secure) log.warn('this data folder was enrolled without certificates: the process server and master target run without TLS, with the shared token', { dataDir: o.dataDir });
+    const scheme = secure ? 'https' : 'http';
+    const psUrl = `${scheme}://${host}:${psPort}`;
+    const mtUrl = `${scheme}://${host}:${mtPort}`;
     const enrollServer = async (dir: string, role: 'process-server' | 'master-target', url: string, siteName: string) => {
       await mkdir(dir, { recursive: true });
       const { enrollment, enrolledNow } = await enrollOnce(join(dir, 'enrollment.json'), cp.url, () => ({
@@ -166,20 +188,35 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
     };
     const psEnrollment = await enrollServer(psDir, 'process-server', psUrl, 'primary');
     const mtEnrollment = await enrollServer(mtDir, 'master-target', mtUrl, 'secondary');
+    const identity = async (dir: string, e: typeof psEnrollment): Promise<TlsIdentity | undefined> => secure ? identityOfEnrollment(join(dir, 'enrollment.json'), e) : undefined;
+    const psIdentity = await identity(psDir, psEnrollment);
+    const mtIdentity = await identity(mtDir, mtEnrollment);
+    const operatorDir = join(o.dataDir, 'operator');
+    if (secure && !(await loadIdentityDir(operatorDir))) {
+      const keys = await generateKeyPair();
+      const issued = await admin<{ certificate: string; caCertificate: string }>('POST', `/vaults/${state.vaultId}/operator-certificates`, { name: 'local-operator', csr: await createCsr(keys, 'local-operator') });
+      await saveIdentityDir(operatorDir, { key: keys.privateKeyPem, cert: issued.certificate, ca: issued.caCertificate });
+      log.info('operator certificate made', { dir: operatorDir });
+    }
+    // The master target lets the process server ship only the machines assigned to it.
+    const ingest = secure ? await IngestAssignments.open(mtDir) : undefined;
+    const token = secure ? undefined : o.token;
 
     const mt = await startMasterTarget({
-      dataDir: mtDir, host, port: mtPort, token: o.token, retentionSeconds: o.retentionSeconds ?? 24 * 3600,
+      dataDir: mtDir, host, port: mtPort, token, retentionSeconds: o.retentionSeconds ?? 24 * 3600,
       nbd: { host, port: nbdPort },
+      ...(mtIdentity ? { tls: mtIdentity, peers: { vaultId: state.vaultId, selfId: mtEnrollment.serverId!, shipsFor: (m: string) => ingest!.processServerOf(m) } } : {}),
       log: createLogger('master-target', { level }),
     });
     closers.push(() => mt.close());
     const mtLink = await startMasterTargetSiteLink({
       client: new ControlPlaneClient({ url: cp.url, credential: mtEnrollment.credential }),
-      masterTargetUrl: mt.url, token: o.token, dataDir: mtDir, log: createLogger('master-target', { level }), softwareVersion: SOFTWARE_VERSION,
+      masterTargetUrl: mt.url, token, tls: mtIdentity, ingestAssignments: ingest, dataDir: mtDir, log: createLogger('master-target', { level }), softwareVersion: SOFTWARE_VERSION,
     });
     closers.push(() => mtLink.close());
     const ps = await startProcessServer({
-      dataDir: psDir, host, port: psPort, masterTargetUrl: mt.url, token: o.token,
+      dataDir: psDir, host, port: psPort, masterTargetUrl: mt.url, token,
+      ...(psIdentity ? { tls: { identity: psIdentity, vaultId: state.vaultId } } : {}),
       log: createLogger('process-server', { level }),
       controlPlane: { url: cp.url, credential: psEnrollment.credential, heartbeatIntervalMs: o.heartbeatIntervalMs, softwareVersion: SOFTWARE_VERSION },
     });
@@ -195,6 +232,8 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
       policyId: state.policyId,
       registrationKey: key.key,
       registrationKeyExpiresAt: key.expiresAt,
+      secure,
+      ...(secure ? { operatorIdentityDir: operatorDir } : {}),
       close: closeAll,
     };
   } catch (err) {

@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { identityOfEnrollment, type TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { UsageError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
-import { enrollAgent, waitForAssignment } from '../../edge-agent/enroll/enroll.ts';
+import { ENROLLMENT_FILE, enrollAgent, waitForAssignment } from '../../edge-agent/enroll/enroll.ts';
 import type { Logger } from '../../core/log.ts';
 import { runTapAgent, DEFAULT_MAX_LOG_BYTES } from '../../edge-agent/tap/tap-agent.ts';
 import { parseListen } from '../../core/http/serve.ts';
@@ -89,6 +91,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         stateDir: required('agent', values, 'state'),
         processServerUrl: target.processServerUrl,
         token: target.token,
+        tls: target.tls,
         nbdHost: nbd.host,
         nbdPort: nbd.port,
         maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
@@ -113,6 +116,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       stateDir: required('agent', values, 'state'),
       processServerUrl: target.processServerUrl,
       token: target.token,
+      tls: target.tls,
       intervalSeconds: parseDurationSeconds('interval', required('agent', values, 'interval')),
       hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
       log,
@@ -134,7 +138,7 @@ async function pushTarget(
   disks: string[],
   log: Logger,
   signal: AbortSignal,
-): Promise<{ processServerUrl: string; token?: string } | undefined> {
+): Promise<{ processServerUrl: string; token?: string; tls?: TlsIdentity } | undefined> {
   const v = values as Parameters<typeof optional>[0];
   const controlPlane = optional(v, 'control-plane');
   if (!controlPlane) {
@@ -157,7 +161,12 @@ async function pushTarget(
   try {
     const a = await waitForAssignment({ controlPlaneUrl: url, credential: enrollment.credential, log, signal });
     process.stdout.write(`protected: pushing to ${a.processServerUrl}\n`);
-    return { processServerUrl: a.processServerUrl, token: enrollment.credential };
+    // Over https the agent presents the certificate it got at enrollment (docs/security.md).
+    const tls = await identityOfEnrollment(join(required('agent', v, 'state'), ENROLLMENT_FILE), enrollment);
+    if (a.processServerUrl.startsWith('https:') && !tls) {
+      throw new UsageError('the process server speaks TLS but this agent enrolled without a certificate', { hint: 'move enrollment.json out of the state folder and enroll again with a new --key' });
+    }
+    return { processServerUrl: a.processServerUrl, token: enrollment.credential, tls };
   } catch (err) {
     if (signal.aborted) return undefined;
     throw err;

@@ -1,3 +1,4 @@
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { requestJson, remoteError } from '../../core/http/client.ts';
 import { checkName } from '../../core/names.ts';
 import { TidemarkError, UsageError } from '../../core/errors.ts';
@@ -23,22 +24,22 @@ Waits until the agent has tagged it and prints each disk's point id.
   --process-server URL  the process server the agent sends to
   --machine NAME        the protected machine
   --timeout DURATION    how long to wait for the agent (default 2m)
-  --token TOKEN         bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
     const { values, positionals } = parse('bookmark', argv, {
-      'process-server': { type: 'string' }, machine: { type: 'string' }, timeout: { type: 'string' }, token: { type: 'string' },
+      'process-server': { type: 'string' }, machine: { type: 'string' }, timeout: { type: 'string' }, ...AUTH_OPTIONS,
     }, true);
     if (positionals.length !== 1) throw new UsageError('bookmark: give exactly one BOOKMARK_NAME', { hint: "e.g. tidemark bookmark --process-server URL --machine web-01 'before upgrade'" });
     const url = parseUrl('process server', required('bookmark', values, 'process-server'));
+    const auth = await peerAuth(url, values, env);
     const machine = checkName('machine', required('bookmark', values, 'machine'));
-    const token = optional(values, 'token') ?? env.token;
     const timeoutMs = parseDurationSeconds('timeout', optional(values, 'timeout') ?? '2m') * 1000;
-    const asked = await requestJson<BookmarkRequest & { error?: string }>(url, 'POST', `/v1/machines/${machine}/bookmarks`, { name: positionals[0] }, { token });
+    const asked = await requestJson<BookmarkRequest & { error?: string }>(url, 'POST', `/v1/machines/${machine}/bookmarks`, { name: positionals[0] }, auth);
     if (asked.status !== 202) throw remoteError(url, asked);
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const r = await requestJson<BookmarkRequest & { error?: string }>(url, 'GET', `/v1/machines/${machine}/bookmarks/${asked.body.id}`, undefined, { token });
+      const r = await requestJson<BookmarkRequest & { error?: string }>(url, 'GET', `/v1/machines/${machine}/bookmarks/${asked.body.id}`, undefined, auth);
       if (r.status !== 200) throw remoteError(url, r);
       const disks = Object.entries(r.body.disks);
       if (disks.length) {

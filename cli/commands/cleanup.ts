@@ -1,3 +1,4 @@
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { remoteError, requestJson } from '../../core/http/client.ts';
 import { checkName } from '../../core/names.ts';
 import { optional, parse, parseUrl, required } from '../args.ts';
@@ -20,13 +21,13 @@ of the machine; whatever the drill wrote is discarded. Replication was never int
 
   --master-target URL  e.g. http://dr-site:7402
   --machine M          the machine of the drill
-  --token TOKEN        bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
-    const { values } = parse('cleanup', argv, { 'master-target': { type: 'string' }, machine: { type: 'string' }, token: { type: 'string' } });
+    const { values } = parse('cleanup', argv, { 'master-target': { type: 'string' }, machine: { type: 'string' }, ...AUTH_OPTIONS });
     const url = parseUrl('master target', required('cleanup', values, 'master-target'));
     const machine = checkName('machine', required('cleanup', values, 'machine'));
-    const r = await requestJson<CleanupReport>(url, 'POST', `/v1/machines/${machine}/cleanup`, {}, { token: optional(values, 'token') ?? env.token, timeoutMs: 120_000 });
+    const r = await requestJson<CleanupReport>(url, 'POST', `/v1/machines/${machine}/cleanup`, {}, { ...(await peerAuth(url, values, env)), timeoutMs: 120_000 });
     if (r.status !== 200) throw remoteError(url, r);
     const c = r.body;
     const parts = [`${c.closedViews.length} view${c.closedViews.length === 1 ? '' : 's'} closed`];

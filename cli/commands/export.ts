@@ -1,3 +1,5 @@
+import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { open, rename, unlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
@@ -18,9 +20,9 @@ export interface ExportResult {
 }
 
 /** Streams a disk image at a point into `out`, atomically (temporary file, fsync, rename). */
-export async function exportImage(url: string, machine: string, disk: string, at: string, out: string, token?: string): Promise<ExportResult> {
+export async function exportImage(url: string, machine: string, disk: string, at: string, out: string, auth: string | { token?: string; tls?: TlsIdentity } = {}): Promise<ExportResult> {
   const started = Date.now();
-  const res = await getStream(url, `/v1/machines/${machine}/disks/${disk}/image?at=${encodeURIComponent(at)}`, { token });
+  const res = await getStream(url, `/v1/machines/${machine}/disks/${disk}/image?at=${encodeURIComponent(at)}`, typeof auth === 'string' ? { token: auth } : auth);
   const tmp = `${out}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', 0o600);
   const hash = createHash('sha256');
@@ -59,11 +61,11 @@ when complete. ISO_TIME picks the newest consistent point at or before that time
   --disk DISK          disk0, disk1, ...
   --at POINT           latest, a point id from 'tidemark points', or a time like 2026-11-26T10:00:00Z
   --out FILE           the image to write
-  --token TOKEN        bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
     const { values } = parse('export', argv, {
-      'master-target': { type: 'string' }, machine: { type: 'string' }, disk: { type: 'string' }, at: { type: 'string' }, out: { type: 'string' }, token: { type: 'string' },
+      'master-target': { type: 'string' }, machine: { type: 'string' }, disk: { type: 'string' }, at: { type: 'string' }, out: { type: 'string' }, ...AUTH_OPTIONS,
     });
     const url = parseUrl('master target', required('export', values, 'master-target'));
     const machine = checkName('machine', required('export', values, 'machine'));
@@ -72,7 +74,7 @@ when complete. ISO_TIME picks the newest consistent point at or before that time
     if (!(at === 'latest' || /^\d+$/.test(at) || !Number.isNaN(Date.parse(at)))) {
       throw new UsageError(`export: --at ${JSON.stringify(at)} is not latest, a point id or an ISO time`, { hint: "list points with 'tidemark points'" });
     }
-    const r = await exportImage(url, machine, disk, at, required('export', values, 'out'), optional(values, 'token') ?? env.token);
+    const r = await exportImage(url, machine, disk, at, required('export', values, 'out'), await peerAuth(url, values, env));
     process.stdout.write(`exported ${machine}/${disk} at point ${r.pointId}: ${(r.bytes / MiB).toFixed(1)} MiB in ${r.seconds.toFixed(2)} s, sha256 ${r.sha256}\n`);
     return 0;
   },

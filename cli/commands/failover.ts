@@ -1,3 +1,5 @@
+import { tlsFetch } from '../../core/http/tls-client.ts';
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { TidemarkError, UsageError } from '../../core/errors.ts';
 import { PeerUnreachableError, remoteError, requestJson } from '../../core/http/client.ts';
 import { checkName } from '../../core/names.ts';
@@ -83,32 +85,33 @@ re-protected) and writes every disk at the point to a new raw image, with progre
   --test | --live      drill, or real failover
   --boot               (with --test) boot the replica machine
   --json               print the report as JSON
-  --token TOKEN        bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
     const { values } = parse('failover', argv, {
       'master-target': { type: 'string' }, machine: { type: 'string' }, at: { type: 'string' }, test: { type: 'boolean' }, live: { type: 'boolean' },
-      boot: { type: 'boolean' }, json: { type: 'boolean' }, token: { type: 'string' },
+      boot: { type: 'boolean' }, json: { type: 'boolean' }, ...AUTH_OPTIONS,
     });
     const url = parseUrl('master target', required('failover', values, 'master-target'));
+    const auth = await peerAuth(url, values, env);
     const machine = checkName('machine', required('failover', values, 'machine'));
     const at = required('failover', values, 'at');
-    const token = optional(values, 'token') ?? env.token;
     if (values.test === values.live) throw new UsageError('failover: give exactly one of --test and --live', { hint: "see 'tidemark failover --help'" });
     if (values.boot && !values.test) throw new UsageError('failover: --boot goes with --test', { hint: 'a live failover leaves images for the hypervisor to start' });
     let report: Report;
     if (values.test) {
-      const r = await requestJson<Report>(url, 'POST', `/v1/machines/${machine}/failover`, { at, mode: 'test', boot: values.boot === true }, { token, timeoutMs: 300_000 });
+      const r = await requestJson<Report>(url, 'POST', `/v1/machines/${machine}/failover`, { at, mode: 'test', boot: values.boot === true }, { ...auth, timeoutMs: 300_000 });
       if (r.status !== 201) throw remoteError(url, r);
       report = r.body;
     } else {
       let res: Response;
       try {
-        res = await fetch(`${url}/v1/machines/${machine}/failover`, {
+        const init = {
           method: 'POST',
-          headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+          headers: { 'content-type': 'application/json', ...(auth.token ? { authorization: `Bearer ${auth.token}` } : {}) },
           body: JSON.stringify({ at, mode: 'live' }),
-        });
+        };
+        res = auth.tls ? await tlsFetch(`${url}/v1/machines/${machine}/failover`, init, auth.tls) : await fetch(`${url}/v1/machines/${machine}/failover`, init);
       } catch (cause) {
         throw new PeerUnreachableError(`cannot reach ${url}`, { cause, hint: 'check the URL and that the server is running' });
       }

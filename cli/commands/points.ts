@@ -1,3 +1,4 @@
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { getJson } from '../../core/http/client.ts';
 import { UsageError } from '../../core/errors.ts';
 import { checkName } from '../../core/names.ts';
@@ -49,11 +50,11 @@ runs of consecutive crash-consistent points are shown as one line (FIRST-LAST), 
   --since SEQ          only points after this sequence number
   --limit N            at most N points (default 100000)
   --json               print an array of {id, seq, time, kind, consistent}
-  --token TOKEN        bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
     const { values } = parse('points', argv, {
-      'master-target': { type: 'string' }, machine: { type: 'string' }, disk: { type: 'string' }, json: { type: 'boolean' }, token: { type: 'string' },
+      'master-target': { type: 'string' }, machine: { type: 'string' }, disk: { type: 'string' }, json: { type: 'boolean' }, ...AUTH_OPTIONS,
       since: { type: 'string' }, limit: { type: 'string' },
     });
     const query = new URLSearchParams();
@@ -67,7 +68,7 @@ runs of consecutive crash-consistent points are shown as one line (FIRST-LAST), 
     const machine = checkName('machine', required('points', values, 'machine'));
     const disk = checkName('disk', required('points', values, 'disk'));
     const qs = query.size ? `?${query}` : '';
-    const r = await getJson<{ points: Point[]; truncated?: boolean }>(url, `/v1/machines/${machine}/disks/${disk}/points${qs}`, { token: optional(values, 'token') ?? env.token });
+    const r = await getJson<{ points: Point[]; truncated?: boolean }>(url, `/v1/machines/${machine}/disks/${disk}/points${qs}`, await peerAuth(url, values, env));
     const points = r.points.map((p) => ({ id: p.id, seq: p.seq, time: p.time, kind: p.kind, consistent: p.consistent, ...(p.name ? { name: p.name } : {}) }));
     if (values.json) {
       process.stdout.write(JSON.stringify(points, null, 2) + '\n');

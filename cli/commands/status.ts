@@ -1,3 +1,4 @@
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { getJson } from '../../core/http/client.ts';
 import { parse, required, optional, parseUrl } from '../args.ts';
 import { table } from '../table.ts';
@@ -22,12 +23,12 @@ export const statusCommand: Command = {
 
   --process-server URL  e.g. http://ps.local:7401
   --json                print {"disks": [{machine, disk, state, lagSeconds, backlogBytes, ...}]}
-  --token TOKEN         bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
-    const { values } = parse('status', argv, { 'process-server': { type: 'string' }, json: { type: 'boolean' }, token: { type: 'string' } });
+    const { values } = parse('status', argv, { 'process-server': { type: 'string' }, json: { type: 'boolean' }, ...AUTH_OPTIONS });
     const url = parseUrl('process server', required('status', values, 'process-server'));
-    const r = await getJson<{ disks: DiskStatus[] }>(url, '/v1/status', { token: optional(values, 'token') ?? env.token });
+    const r = await getJson<{ disks: DiskStatus[] }>(url, '/v1/status', await peerAuth(url, values, env));
     if (values.json) {
       process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       return 0;

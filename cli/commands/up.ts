@@ -5,6 +5,7 @@ import { UsageError } from '../../core/errors.ts';
 import { writeFileAtomic } from '../../core/fsutil.ts';
 import { parse, required, optional, parseDurationSeconds } from '../args.ts';
 import { startUpStack } from '../local-stack.ts';
+import { rememberIdentity } from '../operator-identity.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
 import type { Command } from './command.ts';
 
@@ -40,9 +41,15 @@ control plane's API, and enrolls the process server and the master target; their
 are kept under DIR (mode 0600) and reused by later starts. Every start makes a registration
 key (valid 24 h) for agents and prints how to install one.
 
+The process server and the master target serve HTTPS with certificates of the vault's own
+CA and accept only clients with certificates of it (mutual TLS; docs/security.md): agents
+get theirs when they enroll, and the CLI uses DIR/operator. Up records, under
+$XDG_CONFIG_HOME/tidemark/identities (or ~/.config/...), that these addresses go with
+DIR/operator, so tidemark status, points, export, view, failover, cleanup and bookmark find it.
+
   DIR/admin.token   admin API token (Authorization: Bearer ...), mode 0600
-  DIR/token         token between the process server and the master target; also for
-                    tidemark status, points and export (TIDEMARK_TOKEN)
+  DIR/operator/     operator certificate for the CLI (key.pem 0600, cert.pem, ca.pem)
+  DIR/token         shared token, used only by data folders made before certificates
   DIR/up.json       the vault and policy made on first start
 
   --data DIR                    where everything lives (created if missing)
@@ -65,6 +72,7 @@ key (valid 24 h) for agents and prints how to install one.
       retentionSeconds: retention ? parseDurationSeconds('retention', retention) : undefined,
       scheduleIntervalMs: schedule ? parseDurationSeconds('schedule-interval', schedule) * 1000 : undefined,
     });
+    if (stack.operatorIdentityDir) await rememberIdentity(env.configDir, [stack.processServerUrl, stack.masterTargetUrl], stack.operatorIdentityDir);
     const cp = stack.controlPlaneUrl;
     process.stdout.write(`Tidemark is up.
   control plane   ${cp}  (console ${cp}/console/, API ${cp}/api/v1)
@@ -72,7 +80,7 @@ key (valid 24 h) for agents and prints how to install one.
   master target   ${stack.masterTargetUrl}  (views ${stack.nbdUrl})
   vault           ${stack.vaultId}  (policy ${stack.policyId})
   admin token     ${stack.adminTokenPath}
-  stack token     ${join(dataDir, 'token')}
+  ${stack.secure ? `TLS             mutual, vault CA pinned; operator certificate ${stack.operatorIdentityDir}` : `stack token     ${join(dataDir, 'token')} (no TLS: this data folder predates certificates)`}
 
 Install an agent (registration key valid until ${stack.registrationKeyExpiresAt}):
   npx tidemark agent --control-plane ${cp} --key ${stack.registrationKey} \\

@@ -1,3 +1,4 @@
+import { AUTH_HELP, AUTH_OPTIONS, peerAuth } from '../operator-identity.ts';
 import { UsageError } from '../../core/errors.ts';
 import { remoteError, requestJson } from '../../core/http/client.ts';
 import { checkName } from '../../core/names.ts';
@@ -31,19 +32,19 @@ when the master target restarts.
   --writable           add a copy-on-write scratch overlay
   --close VIEW_ID      close a view (its writes are gone)
   --json               print the view as JSON
-  --token TOKEN        bearer token (default: $TIDEMARK_TOKEN)
+${AUTH_HELP}
 `,
   async run(argv, env) {
     const { values } = parse('view', argv, {
       'master-target': { type: 'string' }, machine: { type: 'string' }, disk: { type: 'string' }, at: { type: 'string' },
-      writable: { type: 'boolean' }, close: { type: 'string' }, json: { type: 'boolean' }, token: { type: 'string' },
+      writable: { type: 'boolean' }, close: { type: 'string' }, json: { type: 'boolean' }, ...AUTH_OPTIONS,
     });
     const url = parseUrl('master target', required('view', values, 'master-target'));
-    const token = optional(values, 'token') ?? env.token;
+    const auth = await peerAuth(url, values, env);
     const close = optional(values, 'close');
     if (close) {
       if (!/^[A-Za-z0-9]{1,64}$/.test(close)) throw new UsageError(`view: invalid view id ${JSON.stringify(close)}`, { hint: 'use an id printed by tidemark view' });
-      const r = await requestJson<ViewInfo>(url, 'DELETE', `/v1/views/${close}`, undefined, { token });
+      const r = await requestJson<ViewInfo>(url, 'DELETE', `/v1/views/${close}`, undefined, auth);
       if (r.status !== 200) throw remoteError(url, r);
       process.stdout.write(`closed view ${close}${r.body.writable ? '; its writes are discarded' : ''}\n`);
       return 0;
@@ -52,7 +53,7 @@ when the master target restarts.
     const disk = checkName('disk', required('view', values, 'disk'));
     const at = required('view', values, 'at');
     const started = performance.now();
-    const r = await requestJson<ViewInfo>(url, 'POST', `/v1/machines/${machine}/disks/${disk}/views`, { at, writable: values.writable === true }, { token });
+    const r = await requestJson<ViewInfo>(url, 'POST', `/v1/machines/${machine}/disks/${disk}/views`, { at, writable: values.writable === true }, auth);
     if (r.status !== 201) throw remoteError(url, r);
     const v = r.body;
     if (values.json) {

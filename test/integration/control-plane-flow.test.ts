@@ -5,7 +5,8 @@
  * machine's lag shows in the control plane; a plan's test failover runs through the master
  * target's queue and its exported image equals the source byte for byte; cleanup removes it;
  * a scheduled drill leaves its report; a silent agent raises the RPO alert; a restart of
- * `up` reuses every credential.
+ * `up` reuses every credential. The process server and master target speak mutual TLS with
+ * the vault's CA: the agent and the test present certificates.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
+import { requestJson } from '../../core/http/client.ts';
+import { identityOfEnrollment, loadIdentityDir } from '../../core/tls/tls-identity.ts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -49,7 +52,7 @@ after(async () => {
 });
 
 function start(args: string[]): Running {
-  const r = startTidemark(args, { TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '' });
+  const r = startTidemark(args, { TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '', XDG_CONFIG_HOME: join(dir, 'config') });
   running.push(r);
   return r;
 }
@@ -69,13 +72,14 @@ it('enrolls an agent, replicates, fails over a plan as a job, cleans up and dril
   let up = start(['up', '--data', data, '--port', String(port), '--schedule-interval', '2s']);
   await up.waitFor(/Stop with Ctrl-C/, 30_000);
   const cpUrl = `http://127.0.0.1:${port}`;
-  const psUrl = `http://127.0.0.1:${port + 1}`;
-  const mtUrl = `http://127.0.0.1:${port + 2}`;
+  const psUrl = `https://127.0.0.1:${port + 1}`;
+  const mtUrl = `https://127.0.0.1:${port + 2}`;
   const key = up.stdout().match(/--key (\S+)/)![1]!;
   assert.equal((await stat(join(data, 'admin.token'))).mode & 0o777, 0o600);
   assert.equal((await stat(join(data, 'process-server', 'enrollment.json'))).mode & 0o777, 0o600);
   const adminToken = (await readFile(join(data, 'admin.token'), 'utf8')).trim();
-  const stackToken = (await readFile(join(data, 'token'), 'utf8')).trim();
+  const operator = (await loadIdentityDir(join(data, 'operator')))!;
+  assert.equal((await stat(join(data, 'operator', 'key.pem'))).mode & 0o777, 0o600);
   const { vaultId } = JSON.parse(await readFile(join(data, 'up.json'), 'utf8')) as { vaultId: string };
   const api = async (method: string, path: string, body?: unknown): Promise<any> => {
     const res = await fetch(`${cpUrl}/api/v1/vaults/${vaultId}${path}`, {
@@ -119,19 +123,24 @@ it('enrolls an agent, replicates, fails over a plan as a job, cleans up and dril
   assert.ok(disk.lagSeconds < 60, `lag ${disk.lagSeconds}`);
 
   // The agent's own credential reaches its own streams only.
-  const agentCredential = JSON.parse(await readFile(join(agentState, 'enrollment.json'), 'utf8')).credential as string;
-  const asAgent = (path: string, token: string) => fetch(`${psUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
-  assert.equal((await asAgent('/v1/streams/web-01/disk0', agentCredential)).status, 200);
-  assert.equal((await asAgent('/v1/streams/db-01/disk0', agentCredential)).status, 403);
-  assert.equal((await asAgent('/v1/status', agentCredential)).status, 403);
-  assert.equal((await asAgent('/v1/streams/web-01/disk0', 'crd_aaaaaaaaaaaaaaaaaaaa.nope')).status, 401);
-  assert.equal((await asAgent('/v1/status', stackToken)).status, 200);
+  const agentEnrollment = JSON.parse(await readFile(join(agentState, 'enrollment.json'), 'utf8'));
+  const agentTls = (await identityOfEnrollment(join(agentState, 'enrollment.json'), agentEnrollment))!;
+  assert.equal((await stat(join(agentState, 'enrollment-key.pem'))).mode & 0o777, 0o600);
+  const asAgent = async (path: string, tls = agentTls, token?: string) => (await requestJson(psUrl, 'GET', path, undefined, { tls, token })).status;
+  assert.equal(await asAgent('/v1/streams/web-01/disk0'), 200);
+  assert.equal(await asAgent('/v1/streams/db-01/disk0'), 403);
+  assert.equal(await asAgent('/v1/status'), 403);
+  const noCertificate = { ...agentTls, cert: '', key: '' };
+  assert.equal(await asAgent('/v1/streams/web-01/disk0', noCertificate), 401);
+  assert.equal(await asAgent('/v1/streams/web-01/disk0', noCertificate, agentEnrollment.credential), 200, 'the bearer credential still works, confirmed by the control plane');
+  assert.equal(await asAgent('/v1/streams/web-01/disk0', noCertificate, 'crd_aaaaaaaaaaaaaaaaaaaa.nope'), 401);
+  assert.equal(await asAgent('/v1/status', operator), 200);
 
   // Change the source, then wait for two points after the change: the second one's scan began after it.
   await writeRandom(img, [3 << 20, 9 << 20], 256 * 1024);
   const changedAt = Date.now();
   const source = await readFile(img);
-  const points = async () => ((await (await fetch(`${mtUrl}/v1/machines/web-01/disks/disk0/points`, { headers: { authorization: `Bearer ${stackToken}` } })).json()) as { points: Array<{ id: string; seq: number; time: string; consistent: boolean }> }).points;
+  const points = async () => (await requestJson<{ points: Array<{ id: string; seq: number; time: string; consistent: boolean }> }>(mtUrl, 'GET', '/v1/machines/web-01/disks/disk0/points', undefined, { tls: operator })).body.points;
   await waitUntil('two recovery points after the change', async () => {
     const after = (await points()).filter((p) => p.consistent && Date.parse(p.time) > changedAt);
     return after.length >= 2 || undefined;
@@ -171,7 +180,7 @@ it('enrolls an agent, replicates, fails over a plan as a job, cleans up and dril
     return j.state !== 'running' ? j : undefined;
   }, 30_000);
   assert.equal(cleaned.state, 'succeeded', JSON.stringify(cleaned));
-  const views = await (await fetch(`${mtUrl}/v1/views`, { headers: { authorization: `Bearer ${stackToken}` } })).json() as { views: unknown[] };
+  const views = (await requestJson<{ views: unknown[] }>(mtUrl, 'GET', '/v1/views', undefined, { tls: operator })).body;
   assert.deepEqual(views.views, [], 'cleanup closed the views');
 
   // A drill due now is started by the scheduler pass (every 2 s here) and leaves its report.

@@ -3,6 +3,7 @@
  * and its configuration, the enrollment; the installed unit's command replicates once protection
  * is enabled; --uninstall leaves the root as it was; bad input fails clearly and leaves nothing.
  */
+import { requestJson } from '../../core/http/client.ts';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdir, symlink, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -111,8 +112,8 @@ test('installs, enrolls, runs as its unit says, and uninstalls to the root as it
   const policy = await up.api('POST', '/policies', { name: 'rollout', rpoThresholdSeconds: 30, retentionSeconds: 3600 });
   await up.api('PUT', `/machines/${machine.id}/protection`, { policyId: policy.id });
   await waitUntil('a recovery point of the installed agent', async () => {
-    const res = await fetch(`${up.mtUrl}/v1/machines/web-01/disks/disk0/points`, { headers: { authorization: `Bearer ${up.stackToken}` } });
-    return res.ok && ((await res.json()) as { points: unknown[] }).points.length > 0 ? true : undefined;
+    const res = await requestJson<{ points: unknown[] }>(up.mtUrl, 'GET', '/v1/machines/web-01/disks/disk0/points', undefined, { tls: up.operator });
+    return res.status === 200 && res.body.points.length > 0 ? true : undefined;
   }, 60_000).catch((e) => { throw new Error(`${(e as Error).message}\n${out.slice(-3000)}`); });
   agent.kill('SIGTERM');
   await new Promise((r) => agent.once('exit', r));

@@ -1,4 +1,5 @@
 /** Shared by the rollout tests: the agent bundle built once per test file, and small process helpers. */
+import { loadIdentityDir, type TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -65,7 +66,8 @@ export interface UpForTest {
   psUrl: string;
   mtUrl: string;
   key: string;
-  stackToken: string;
+  /** The operator certificate `up` made (its process server and master target speak mutual TLS). */
+  operator: TlsIdentity;
   /** An admin call on the stack's vault: `api('GET', '/machines')`. */
   api(method: string, path: string, body?: unknown): Promise<any>;
 }
@@ -73,15 +75,15 @@ export interface UpForTest {
 /** `tidemark up` as a child process, with its registration key and an admin client. */
 export async function startUp(dataDir: string): Promise<UpForTest> {
   const port = await freeQuad();
-  const up = startTidemark(['up', '--data', dataDir, '--port', String(port)], { TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '' });
+  const up = startTidemark(['up', '--data', dataDir, '--port', String(port)], { TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '', XDG_CONFIG_HOME: join(dataDir, 'config') });
   await up.waitFor(/Stop with Ctrl-C/, 30_000);
   const adminToken = (await readFile(join(dataDir, 'admin.token'), 'utf8')).trim();
   const { vaultId } = JSON.parse(await readFile(join(dataDir, 'up.json'), 'utf8')) as { vaultId: string };
   const cpUrl = `http://127.0.0.1:${port}`;
   return {
-    up, cpUrl, psUrl: `http://127.0.0.1:${port + 1}`, mtUrl: `http://127.0.0.1:${port + 2}`,
+    up, cpUrl, psUrl: `https://127.0.0.1:${port + 1}`, mtUrl: `https://127.0.0.1:${port + 2}`,
     key: up.stdout().match(/--key (\S+)/)![1]!,
-    stackToken: (await readFile(join(dataDir, 'token'), 'utf8')).trim(),
+    operator: (await loadIdentityDir(join(dataDir, 'operator')))!,
     async api(method, path, body) {
       const res = await fetch(`${cpUrl}/api/v1/vaults/${vaultId}${path}`, {
         method, headers: { authorization: `Bearer ${adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
