@@ -54,6 +54,8 @@ export class SpoolBudget {
 
   /** Gives a reservation back (the batch is now counted by the spool, or was not stored). */
   release(bytes: number): void {
+    // Without a limit nothing was reserved (see reserve).
+    if (this.limitBytes === undefined) return;
     this.reserved -= bytes;
     this.check(false);
   }
