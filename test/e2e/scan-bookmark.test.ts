@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { makeSampleDisk, sha256File } from '../../cli/demo/sample-disk.ts';
 import { TestStack } from '../helpers/stack.ts';
 import { startTidemark, runTidemark, waitUntil } from '../helpers/tidemark-process.ts';
@@ -26,10 +26,7 @@ test('a bookmark in scan mode starts a scan at once and ends it with the named p
     const mark = points.find((p) => p.kind === 'bookmark')!;
     assert.equal(mark.name, 'nightly');
     assert.match(r.stdout, new RegExp(`disk0\\s+${mark.seq}\\s`));
-    const res = await fetch(`${stack.mtUrl}/v1/machines/bm/disks/disk0/image?at=${mark.id}`, { headers: { authorization: `Bearer ${env.TIDEMARK_TOKEN}` } });
-    const h = createHash('sha256');
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
-    assert.equal(h.digest('hex'), await sha256File(disk));
+    assert.equal(await stack.imageHash('bm', mark.id), await sha256File(disk));
   } finally {
     await agent.stop();
     await stack.stop();

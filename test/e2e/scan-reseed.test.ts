@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes, createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { makeSampleDisk, sha256File, writeRandomBlocks, seededRandom } from '../../cli/demo/sample-disk.ts';
 import { TestStack } from '../helpers/stack.ts';
 import { startTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
@@ -45,11 +45,7 @@ test('an agent that lost its state compares block hashes with the replica and se
     assert.ok(again.sentBytes <= (2 * changedBlocks + 1) * 64 * 1024, `sent ${again.sentBytes} bytes for ${changedBlocks} changed blocks`);
 
     const latest = (await stack.points('rs')).at(-1)!;
-    const res = await fetch(`${stack.mtUrl}/v1/machines/rs/disks/disk0/image?at=${latest.id}`, { headers: { authorization: `Bearer ${env.TIDEMARK_TOKEN}` } });
-    assert.equal(res.status, 200);
-    const h = createHash('sha256');
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
-    assert.equal(h.digest('hex'), expected, 'the replica at the new point equals the changed source');
+    assert.equal(await stack.imageHash('rs', latest.id), expected, 'the replica at the new point equals the changed source');
   } finally {
     await agent.stop();
     await stack.stop();
@@ -89,11 +85,7 @@ test('after the process server lost its spool, the resync sends only the blocks 
     assert.ok(resync.changedBlocks >= 1 && resync.changedBlocks <= 2 * changedBlocks, `only the lost blocks are sent again (${resync.changedBlocks})`);
     // Every point past those made before the master target stopped comes after the resync.
     const latest = await waitUntil('a point after the resync', async () => (await stack.points('rl')).find((p) => p.seq > seqBefore), 60_000);
-    const res = await fetch(`${stack.mtUrl}/v1/machines/rl/disks/disk0/image?at=${latest.id}`, { headers: { authorization: `Bearer ${env.TIDEMARK_TOKEN}` } });
-    assert.equal(res.status, 200);
-    const h = createHash('sha256');
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
-    assert.equal(h.digest('hex'), expected, 'the replica equals the source again');
+    assert.equal(await stack.imageHash('rl', latest.id), expected, 'the replica equals the source again');
   } finally {
     await agent.stop();
     await stack.stop();

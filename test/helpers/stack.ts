@@ -1,5 +1,6 @@
 /** A master target and a process server as real child processes on 127.0.0.1, restartable on the same ports. */
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { freePort } from './ports.ts';
 import { startTidemark, type Running } from './tidemark-process.ts';
 
@@ -48,6 +49,15 @@ export class TestStack {
     if (res.status === 404) return [];
     if (!res.ok) throw new Error(`points: ${res.status} ${await res.text()}`);
     return ((await res.json()) as { points: PointInfo[] }).points;
+  }
+
+  /** SHA-256 of a disk exported at a point, streamed from the master target. */
+  async imageHash(machine: string, pointId: string, disk = 'disk0'): Promise<string> {
+    const res = await fetch(`${this.mtUrl}/v1/machines/${machine}/disks/${disk}/image?at=${pointId}`, { headers: this.auth() });
+    if (res.status !== 200) throw new Error(`export of ${machine}/${disk} at ${pointId}: ${res.status} ${await res.text()}`);
+    const h = createHash('sha256');
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
+    return h.digest('hex');
   }
 
   async status(): Promise<Array<{ machine: string; disk: string; state: string; appliedSeq: number; receivedSeq: number; backlogBytes: number; lagSeconds: number }>> {
