@@ -11,3 +11,17 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A port N with N+1 to N+3 free too (a moment ago): `tidemark up` takes four. */
+export async function freeQuad(): Promise<number> {
+  const tryListen = (p: number) => new Promise<boolean>((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 40_000);
+    if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2)) && (await tryListen(base + 3))) return base;
+  }
+  throw new Error('no four free ports in a row');
+}

@@ -12,7 +12,7 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freeQuad } from '../helpers/ports.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
@@ -27,20 +27,6 @@ const DISK_BYTES = 32 * 1024 * 1024;
 let dir: string;
 let port: number;
 const running: Running[] = [];
-
-/** A port N with N+1 to N+3 free too (a moment ago): `up` takes four. */
-async function freeQuad(): Promise<number> {
-  const tryListen = (p: number) => new Promise<boolean>((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2)) && (await tryListen(base + 3))) return base;
-  }
-  throw new Error('no four free ports in a row');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tidemark-cp-flow-'));

@@ -2,7 +2,7 @@
 import { loadIdentityDir, type TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freeQuad } from '../helpers/ports.ts';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startTidemark, type Running } from '../helpers/tidemark-process.ts';
@@ -44,20 +44,6 @@ export function run(cmd: string, args: string[], o: { cwd?: string; env?: NodeJS
     child.stdin.on('error', () => {}); // a process that stops early need not read its input
     child.stdin.end(o.input ?? '');
   });
-}
-
-/** A port N with N+1 to N+3 free too (a moment ago): `tidemark up` takes four. */
-export async function freeQuad(): Promise<number> {
-  const tryListen = (p: number) => new Promise<boolean>((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2)) && (await tryListen(base + 3))) return base;
-  }
-  throw new Error('no four free ports in a row');
 }
 
 export interface UpForTest {

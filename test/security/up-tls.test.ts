@@ -8,7 +8,7 @@ import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { freeQuad } from '../helpers/ports.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -19,19 +19,6 @@ const run = promisify(execFile);
 let dir: string;
 let port: number;
 const running: Running[] = [];
-
-async function freeQuad(): Promise<number> {
-  const tryListen = (p: number) => new Promise<boolean>((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000);
-    if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2)) && (await tryListen(base + 3))) return base;
-  }
-  throw new Error('no four free ports in a row');
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tidemark-up-tls-'));
