@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { DiskAgent, type DiskEvent } from './disk-agent.ts';
 import type { FreezeHooks } from './hooks.ts';
 import { heartbeatLoop } from './heartbeat.ts';
+import { ScanThreads } from './scan-threads.ts';
 
 export interface AgentOptions {
   machine: string;
@@ -20,6 +21,8 @@ export interface AgentOptions {
   tls?: TlsIdentity;
   intervalSeconds: number;
   hooks: FreezeHooks;
+  /** LZ4 batches where it pays (default off: the process server compresses for the WAN). */
+  compress?: boolean;
   log?: Logger;
   onEvent?: (e: DiskEvent) => void;
   signal: AbortSignal;
@@ -30,9 +33,10 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   await loadHashing();
   checkName('machine', o.machine);
   const log = o.log ?? createLogger('agent', {}, { machine: o.machine });
+  const threads = new ScanThreads();
   const disks = o.disks.map((path, i) => new DiskAgent({
     machine: o.machine, disk: diskName(i), path, stateDir: o.stateDir, processServerUrl: o.processServerUrl, token: o.token, tls: o.tls,
-    intervalSeconds: o.intervalSeconds, hooks: o.hooks, log, signal: o.signal, onEvent: o.onEvent,
+    intervalSeconds: o.intervalSeconds, hooks: o.hooks, threads, compress: o.compress, log, signal: o.signal, onEvent: o.onEvent,
   }));
   // The heartbeat stops with the disks: a disk that fails for good ends the agent (and its service restarts it).
   const disksDone = new AbortController();
@@ -53,6 +57,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   } finally {
     disksDone.abort();
     await heartbeat;
+    await threads.close();
   }
 }
 

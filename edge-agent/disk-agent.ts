@@ -12,6 +12,7 @@ import { Manifest } from './manifest.ts';
 import { loadDiskState, newDiskState, saveDiskState, type DiskState } from './disk-state.ts';
 import { Uploader, SeqConflictError, sleep } from './uploader.ts';
 import { scanPass, type PassKind, type PassResult } from './scan-pass.ts';
+import type { ScanThreads } from './scan-threads.ts';
 import { freeze, type FreezeHooks } from './hooks.ts';
 import { fetchReplicaHashes, HASH_WINDOW_BLOCKS } from './replica-hashes.ts';
 import { BLOCK_HASH_BYTES } from '../core/hash.ts';
@@ -32,6 +33,10 @@ export interface DiskAgentOptions {
   tls?: TlsIdentity;
   intervalSeconds: number;
   hooks: FreezeHooks;
+  /** The threads that read and hash (shared by the agent's disks). */
+  threads: ScanThreads;
+  /** LZ4 batches where it pays (for a thin link to the process server). */
+  compress?: boolean;
   log: Logger;
   signal: AbortSignal;
   /** Progress and pass results, for the CLI's live output. */
@@ -206,6 +211,8 @@ export class DiskAgent {
         src: this.src,
         manifest: this.manifest,
         uploader: this.uploader,
+        threads: this.o.threads,
+        compress: this.o.compress,
         nextSeq: this.state.nextSeq,
         startBlock: full ? this.state.initialSync.cursorBlock : 0,
         skipZeroBlocks: full && !this.state.initialSync.sendZeros,

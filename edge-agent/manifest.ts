@@ -65,6 +65,11 @@ export class Manifest {
     return this.hashes.compare(hash, 0, BLOCK_HASH_BYTES, block * BLOCK_HASH_BYTES, (block + 1) * BLOCK_HASH_BYTES) === 0;
   }
 
+  /** A copy of the entries of blocks [first, first + count). */
+  entries(first: number, count: number): Uint8Array {
+    return new Uint8Array(this.hashes.subarray(first * BLOCK_HASH_BYTES, (first + count) * BLOCK_HASH_BYTES));
+  }
+
   isUnknown(block: number): boolean {
     return this.matches(block, UNKNOWN);
   }

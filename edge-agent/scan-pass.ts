@@ -1,26 +1,21 @@
 /**
  * One pass over a disk in scan mode: hash every 64 KiB block, send those that differ from the
- * manifest, and (except during the initial sync) end with a recovery-point tag. Sending
- * overlaps reading: one batch is in flight while the next is being built.
- *
- * Reads are small and synchronous on purpose: a 512 KiB chunk is still in the CPU cache when it
- * is hashed, which makes read + hash of a cached 1 GiB disk about twice as fast as 4 MiB
- * reads through the thread pool; the kernel's readahead keeps a cold sequential read flowing.
- * The loop yields to the event loop every few MiB so the upload in flight keeps moving.
+ * manifest, and (except during the initial sync) end with a recovery-point tag. Reading and
+ * hashing run on the scan threads (scan-threads.ts); this builds batches from their units in
+ * disk order. Sending overlaps reading: one batch is in flight while the next is being built.
+ * Batches go uncompressed: compression is the process server's work (DESIGN.md), unless the
+ * agent is told to compress for a thin link to it.
  */
-import { blockHash } from '../core/hash.ts';
 import { encodeFrame, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../core/wire/frame.ts';
-import { BLOCK_BYTES, type Manifest } from './manifest.ts';
-import { readAtSync, type DiskSource } from './disk-source.ts';
+import type { Manifest } from './manifest.ts';
+import type { DiskSource } from './disk-source.ts';
 import type { Uploader } from './uploader.ts';
+import { BlockKind, blockBytes, BLOCK_BYTES } from './scan-unit.ts';
+import { scanUnits, type ScanThreads } from './scan-threads.ts';
+import { BLOCK_HASH_BYTES } from '../core/hash.ts';
 
 /** Raw bytes gathered before a batch is sent. */
 export const BATCH_RAW_BYTES = 8 * 1024 * 1024;
-/** Blocks per read: small enough to stay in the CPU cache until hashed. */
-const READ_BLOCKS = 8;
-/** Reads between two turns of the event loop (16 MiB). */
-const READS_PER_YIELD = 32;
-const ZERO_BLOCK = Buffer.alloc(BLOCK_BYTES);
 
 export type PassKind = 'initial' | 'rescan' | 'resync';
 
@@ -31,6 +26,9 @@ export interface PassOptions {
   src: DiskSource;
   manifest: Manifest;
   uploader: Uploader;
+  threads: ScanThreads;
+  /** LZ4 the batches where it pays (for a thin link to the process server). */
+  compress?: boolean;
   /** First seq the pass may use. */
   nextSeq: number;
   /** First block to read (the initial sync's resume cursor). */
@@ -61,35 +59,34 @@ interface Pending {
   records: BatchRecord[];
   updates: Array<{ block: number; hash: Buffer }>;
   rawBytes: number;
+  /** Read buffers to hand back once this batch is encoded (its records may point into them). */
+  release: ArrayBuffer[];
 }
+
+const newPending = (): Pending => ({ records: [], updates: [], rawBytes: 0, release: [] });
 
 export async function scanPass(o: PassOptions): Promise<PassResult> {
   const size = o.src.sizeBytes;
   const blocks = o.manifest.blockCount;
   const flags = o.kind === 'initial' ? FrameFlag.INITIAL_SYNC : o.kind === 'resync' ? FrameFlag.RESYNC : 0;
-  const buf = Buffer.alloc(READ_BLOCKS * BLOCK_BYTES);
-  const readChunk = (first: number): void => {
-    const offset = first * BLOCK_BYTES;
-    const want = Math.min(Math.min(READ_BLOCKS, blocks - first) * BLOCK_BYTES, size - offset);
-    const got = readAtSync(o.src, buf, want, offset);
-    if (got < want) buf.fill(0, got, want);
-  };
   let nextSeq = o.nextSeq;
   let changedBlocks = 0;
   let sentBytes = 0;
   let inFlight: Promise<void> = Promise.resolve();
-  let batch: Pending = { records: [], updates: [], rawBytes: 0 };
+  let batch = newPending();
 
   const send = async (p: Pending, cursorBlock: number) => {
     if (p.records.length === 0) {
       // Only skipped (zero) blocks: nothing to send, but the manifest and cursor may move on.
+      for (const b of p.release) o.threads.recycle(b);
       await inFlight;
       await o.manifest.commit(p.updates);
       await o.onAck?.({ nextSeq, cursorBlock });
       return;
     }
     const firstSeq = nextSeq;
-    const frame = encodeFrame({ machine: o.machine, disk: o.disk, firstSeq, timeMs: Date.now(), diskBytes: size, flags, records: p.records });
+    const frame = encodeFrame({ machine: o.machine, disk: o.disk, firstSeq, timeMs: Date.now(), diskBytes: size, flags, records: p.records, compress: o.compress ?? false });
+    for (const b of p.release) o.threads.recycle(b);
     nextSeq += p.records.length;
     sentBytes += frame.length;
     const previous = inFlight;
@@ -104,35 +101,36 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
     await previous;
   };
 
-  for (let first = o.startBlock, reads = 0; first < blocks; first += READ_BLOCKS, reads++) {
+  const units = scanUnits({
+    threads: o.threads, path: o.src.path, sizeBytes: size, blockCount: blocks, startBlock: o.startBlock,
+    known: (first, count) => o.manifest.entries(first, count), skipZeroBlocks: o.skipZeroBlocks,
+  });
+  for await (const u of units) {
     o.signal.throwIfAborted();
-    if (reads % READS_PER_YIELD === READS_PER_YIELD - 1) await yieldToEventLoop();
-    const count = Math.min(READ_BLOCKS, blocks - first);
-    readChunk(first);
-    for (let i = 0; i < count; i++) {
-      const block = first + i;
-      const len = Math.min(BLOCK_BYTES, size - block * BLOCK_BYTES);
-      const data = buf.subarray(i * BLOCK_BYTES, i * BLOCK_BYTES + len);
-      const hash = blockHash(data);
-      if (o.manifest.matches(block, hash)) continue;
-      const zero = data.equals(len === BLOCK_BYTES ? ZERO_BLOCK : ZERO_BLOCK.subarray(0, len));
-      if (zero && o.skipZeroBlocks && o.manifest.isUnknown(block)) {
-        // A new replica reads as zeros already.
-        batch.updates.push({ block, hash });
-        continue;
-      }
-      changedBlocks++;
-      batch.records.push(zero
-        ? { type: RecordType.ZERO, offset: block * BLOCK_BYTES, lengthBytes: len }
-        : { type: RecordType.WRITE, offset: block * BLOCK_BYTES, data: Buffer.from(data) });
+    const data = Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength);
+    const hashes = Buffer.from(u.hashes.buffer, u.hashes.byteOffset, u.hashes.byteLength);
+    for (let i = 0; i < u.count; i++) {
+      const kind = u.kinds[i];
+      if (kind === BlockKind.UNCHANGED) continue;
+      const block = u.firstBlock + i;
+      const hash = hashes.subarray(i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES);
       batch.updates.push({ block, hash });
-      batch.rawBytes += zero ? 0 : len;
+      // A new replica reads as zeros already.
+      if (kind === BlockKind.SKIPPED_ZERO) continue;
+      const len = blockBytes(block, size);
+      changedBlocks++;
+      batch.records.push(kind === BlockKind.ZERO
+        ? { type: RecordType.ZERO, offset: block * BLOCK_BYTES, lengthBytes: len }
+        : { type: RecordType.WRITE, offset: block * BLOCK_BYTES, data: data.subarray(u.dataAt[i], u.dataAt[i] + len) });
+      batch.rawBytes += kind === BlockKind.ZERO ? 0 : len;
       if (batch.rawBytes >= BATCH_RAW_BYTES || batch.records.length >= 4096) {
         await send(batch, block + 1);
-        batch = { records: [], updates: [], rawBytes: 0 };
+        batch = newPending();
       }
     }
-    if (reads % READS_PER_YIELD === 0) o.onProgress?.(Math.min(size, (first + count) * BLOCK_BYTES), size);
+    // The batch being built holds this unit's last records, if any: it releases the buffer.
+    if (u.recyclable) batch.release.push(u.data.buffer as ArrayBuffer);
+    o.onProgress?.(Math.min(size, (u.firstBlock + u.count) * BLOCK_BYTES), size);
   }
   o.onProgress?.(size, size);
   await o.onReadDone?.();
@@ -145,8 +143,4 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
   await send(batch, blocks);
   await inFlight;
   return { nextSeq, changedBlocks, sentBytes, pointSeq: tagSeqs[tagSeqs.length - 1], tagSeqs };
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -47,7 +47,15 @@ export async function bundleAgent(outDir: string): Promise<AgentBundle> {
   const bundlePath = join(outDir, AGENT_BUNDLE_FILE);
   await build({
     stdin: {
-      contents: "import { agentMain } from './cli/agent-bin.ts';\nprocess.exitCode = await agentMain(process.argv.slice(2));\n",
+      // The bundle is also the body of the agent's scan threads (edge-agent/scan-threads.ts).
+      contents: [
+        "import { isMainThread, workerData } from 'node:worker_threads';",
+        "import { agentMain } from './cli/agent-bin.ts';",
+        "import { runScanWorker, SCAN_THREAD_ROLE } from './edge-agent/scan-worker.ts';",
+        'if (isMainThread) process.exitCode = await agentMain(process.argv.slice(2));',
+        'else if (workerData?.role === SCAN_THREAD_ROLE) await runScanWorker();',
+        '',
+      ].join('\n'),
       resolveDir: REPO_ROOT,
       sourcefile: 'tidemark-agent.ts',
       loader: 'ts',

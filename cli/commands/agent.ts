@@ -16,9 +16,9 @@ export const agentCommand: Command = {
   name: 'agent',
   summary: 'protect disks of this machine: stream their changes to a process server',
   help: `Usage: tidemark agent --state DIR --process-server URL --machine NAME --disk PATH [--disk PATH ...]
-                      --mode scan --interval SECONDS [--freeze-cmd CMD] [--thaw-cmd CMD] [--token TOKEN]
+                      --mode scan --interval SECONDS [--freeze-cmd CMD] [--thaw-cmd CMD] [--compress] [--token TOKEN]
        tidemark agent --state DIR --process-server URL --machine NAME --disk PATH [--disk PATH ...]
-                      --mode tap --nbd HOST:PORT [--max-log-bytes SIZE] [--token TOKEN]
+                      --mode tap --nbd HOST:PORT [--max-log-bytes SIZE] [--compress] [--token TOKEN]
                       [--freeze-cmd CMD --thaw-cmd CMD --app-consistent-interval DURATION]
        tidemark agent --state DIR --control-plane URL --key KEY [--site NAME] --machine NAME --disk PATH ... (scan or tap options)
        tidemark agent --state DIR --control-plane URL --key KEY [--site NAME] --machine NAME --disk PATH ... --enroll-only
@@ -52,6 +52,8 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
   --max-log-bytes SIZE  tap: bound of each disk's change log (default ${DEFAULT_MAX_LOG_BYTES / 1024 ** 3}G)
   --freeze-cmd CMD      run before each scan (fsfreeze, a database flush); the point is then app-consistent
   --thaw-cmd CMD        run after each scan's reads, even if the scan failed
+  --compress            LZ4 the changes where it pays before sending them (for a thin link to the process
+                        server; by default they go as they are and the process server compresses for the WAN)
   --token TOKEN         bearer token for the process server (default: $TIDEMARK_TOKEN)
 `,
   async run(argv, env) {
@@ -61,8 +63,9 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       'freeze-cmd': { type: 'string' }, 'thaw-cmd': { type: 'string' }, token: { type: 'string' },
       nbd: { type: 'string' }, 'max-log-bytes': { type: 'string' }, 'app-consistent-interval': { type: 'string' },
       'control-plane': { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, site: { type: 'string' },
-      'enroll-only': { type: 'boolean' },
+      'enroll-only': { type: 'boolean' }, compress: { type: 'boolean' },
     });
+    const compress = values.compress === true;
     const disks = (values.disk as string[] | undefined) ?? [];
     if (disks.length === 0) throw new UsageError('agent: give at least one --disk PATH', { hint: "see 'tidemark agent --help'" });
     const mode = optional(values, 'mode') ?? 'scan';
@@ -95,6 +98,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         nbdHost: nbd.host,
         nbdPort: nbd.port,
         maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
+        compress,
         hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
         appConsistentIntervalSeconds: appInterval ? parseDurationSeconds('app-consistent-interval', appInterval) : undefined,
         log,
@@ -119,6 +123,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       tls: target.tls,
       intervalSeconds: parseDurationSeconds('interval', required('agent', values, 'interval')),
       hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
+      compress,
       log,
       onEvent: progressPrinter(),
       signal: controller.signal,

@@ -1,9 +1,11 @@
 /**
  * Ships a tap disk's change log to the process server: consecutive log frames of the same
- * kind are merged into batches of up to 4 MiB, compressed where it pays, sent in order, and
- * dropped from the log once acknowledged.
+ * kind are merged into batches of up to 4 MiB, sent in order, and dropped from the log once
+ * acknowledged. Records go as the log holds them (uncompressed: compression is the process
+ * server's work), or LZ4 where it pays when the agent is told to compress.
  */
 import { decodeFrame, encodeFrame, recordData, recordTag, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
+import { mergeFrames } from '../../core/wire/merge.ts';
 import type { Logger } from '../../core/log.ts';
 import type { LogEntry } from '../../core/frame-log.ts';
 import { Wakeable } from '../../core/wakeable.ts';
@@ -18,6 +20,8 @@ export interface LogUploaderOptions {
   uploader: Uploader;
   log: Logger;
   signal: AbortSignal;
+  /** LZ4 records where it pays before sending. */
+  compress?: boolean;
   /** Called with the process server's position after each acknowledgement. */
   onAck: (nextSeq: number) => Promise<void>;
 }
@@ -90,24 +94,31 @@ export class LogUploader {
       rawBytes += e.bytes;
     }
     if (batch.length === 0) return false;
-    const kind = batch[0].flags & KIND_MASK;
-    const timeMs = batch[batch.length - 1].timeMs;
+    const frames = d.changeLog.readMany(batch);
+    const frame = this.o.compress ? this.compressed(frames, from) : mergeFrames(frames, from);
+    const next = await this.o.uploader.send(frame, from);
+    this.serverNextSeq = next;
+    this.dropAcknowledged(next);
+    await this.o.onAck(next);
+    return true;
+  }
+
+  /** The log frames from seq `from` on as one frame, records LZ4-compressed where it pays. */
+  private compressed(frames: Buffer[], from: number): Buffer {
+    const d = this.o.disk;
     const records: BatchRecord[] = [];
-    for (const frame of d.changeLog.readMany(batch)) {
-      const { records: stored } = decodeFrame(frame);
-      for (const r of stored) {
+    let header: ReturnType<typeof decodeFrame>['header'] | undefined;
+    for (const frame of frames) {
+      const decoded = decodeFrame(frame);
+      header = decoded.header;
+      for (const r of decoded.records) {
         if (r.seq < from) continue;
         if (r.type === RecordType.WRITE) records.push({ type: r.type, offset: r.offset, data: recordData(r) });
         else if (r.type === RecordType.TAG) records.push({ type: r.type, tag: recordTag(r) });
         else records.push({ type: r.type as RecordType.ZERO | RecordType.TRIM, offset: r.offset, lengthBytes: r.lengthBytes });
       }
     }
-    const frame = encodeFrame({ machine: d.o.machine, disk: d.o.disk, firstSeq: from, timeMs, diskBytes: d.sizeBytes, flags: kind, records });
-    const next = await this.o.uploader.send(frame, from);
-    this.serverNextSeq = next;
-    this.dropAcknowledged(next);
-    await this.o.onAck(next);
-    return true;
+    return encodeFrame({ machine: d.o.machine, disk: d.o.disk, firstSeq: from, timeMs: header!.timeMs, diskBytes: d.sizeBytes, flags: header!.flags & KIND_MASK, records });
   }
 }
 

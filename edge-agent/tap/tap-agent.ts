@@ -38,6 +38,8 @@ export interface TapAgentOptions {
   nbdHost: string;
   nbdPort: number;
   maxLogBytes: number;
+  /** LZ4 batches where it pays (default off: the process server compresses for the WAN). */
+  compress?: boolean;
   /** Freeze and thaw around an app-consistent point every `appConsistentIntervalSeconds`. */
   hooks?: FreezeHooks;
   appConsistentIntervalSeconds?: number;
@@ -151,7 +153,7 @@ export async function runTapAgent(o: TapAgentOptions): Promise<void> {
     const dlog = log.child({ disk: disk.name });
     const uploader = new Uploader({ processServerUrl: o.processServerUrl, token: o.token, tls: o.tls, machine: o.machine, disk: disk.name, log: dlog, signal: o.signal });
     const lu = new LogUploader({
-      disk, uploader, log: dlog, signal: o.signal,
+      disk, uploader, log: dlog, signal: o.signal, compress: o.compress,
       onAck: async (next) => {
         disk.state.ackedNextSeq = next;
         // The saved position is only a floor for starting while the process server is away

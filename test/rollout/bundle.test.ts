@@ -1,6 +1,6 @@
 /**
  * The single-file agent: copied alone into an empty folder and run with plain `node`, it
- * replicates a disk (scan mode, LZ4 and block hashes through its inline WebAssembly) to a
+ * replicates a disk (scan mode on its scan threads, LZ4 and block hashes through its inline WebAssembly) to a
  * real process server and master target, and the exported point equals the source.
  */
 import { after, test } from 'node:test';
@@ -62,7 +62,7 @@ test('copied alone into an empty folder, it replicates a disk to a real process 
   const source = await sha256File(disk);
   const started = Date.now();
   const agent = spawn(process.execPath, ['tidemark-agent.mjs', 'agent', '--state', 'state', '--process-server', stack.psUrl,
-    '--machine', 'bundled', '--disk', disk, '--mode', 'scan', '--interval', '1'], { cwd: empty, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    '--machine', 'bundled', '--disk', disk, '--mode', 'scan', '--interval', '1', '--compress'], { cwd: empty, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let agentErr = '';
   agent.stderr.on('data', (d: Buffer) => (agentErr += d.toString()));
   const exited = new Promise((r) => agent.on('exit', r));

@@ -1,0 +1,134 @@
+/**
+ * One unit of a scan: up to UNIT_BLOCKS consecutive 64 KiB blocks read, hashed and compared
+ * with what the manifest knew of them. Runs in a scan thread (scan-worker.ts); the types here
+ * are the messages between that thread and the agent.
+ *
+ * Reads are small and synchronous on purpose: a 512 KiB piece is still in the CPU cache when
+ * its blocks are hashed, which makes read + hash of a cached disk about twice as fast as large
+ * reads through the thread pool; the kernel's readahead keeps a cold sequential read flowing.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { BLOCK_HASH_BYTES, blockHashInto } from '../core/hash.ts';
+
+export const BLOCK_BYTES = 64 * 1024;
+/** Blocks per unit (8 MiB): the work a scan thread takes at a time. */
+export const UNIT_BLOCKS = 128;
+/** Blocks per read: small enough to stay in the CPU cache until hashed. */
+const READ_BLOCKS = 8;
+
+/** What became of each block of a unit. */
+export const BlockKind = {
+  /** Same hash as the manifest's: nothing to send. */
+  UNCHANGED: 0,
+  /** Changed: its bytes are in the result's `data`. */
+  DATA: 1,
+  /** Changed to all zeros: a ZERO record. */
+  ZERO: 2,
+  /** All zeros where the manifest knew nothing and zeros may be skipped: only the manifest moves. */
+  SKIPPED_ZERO: 3,
+} as const;
+
+export interface UnitRequest {
+  id: number;
+  path: string;
+  sizeBytes: number;
+  firstBlock: number;
+  count: number;
+  /** The manifest's entries for these blocks (count × 16 bytes; all zero = unknown). */
+  known: Uint8Array;
+  skipZeroBlocks: boolean;
+}
+
+export interface UnitResult {
+  id: number;
+  firstBlock: number;
+  count: number;
+  /** Every block's xxh128 (count × 16 bytes). */
+  hashes: Uint8Array;
+  /** BlockKind per block. */
+  kinds: Uint8Array;
+  /** The bytes of the DATA blocks; `dataAt[i]` is where block i's begin (-1 for the others). */
+  data: Uint8Array;
+  dataAt: Int32Array;
+  /** `data` is a whole read buffer, worth handing back (`ScanThreads.recycle`) once used. */
+  recyclable: boolean;
+}
+
+export type UnitReply = UnitResult | { id: number; error: string };
+
+/** A used read buffer handed back to a scan thread. */
+export interface RecycleMessage {
+  recycle: ArrayBuffer;
+}
+
+/** Bytes of a unit's read buffer. */
+export const UNIT_BYTES = UNIT_BLOCKS * 64 * 1024;
+
+const ZERO_BLOCK = new Uint8Array(BLOCK_BYTES);
+
+/** Reads and judges one unit. `scratch` (UNIT_BLOCKS × BLOCK_BYTES) is reused between calls unless handed over as the result's data. */
+export function scanUnit(req: UnitRequest, scratch: Buffer): { result: UnitResult; scratchTaken: boolean } {
+  const { firstBlock, count, sizeBytes } = req;
+  const hashes = Buffer.allocUnsafe(count * BLOCK_HASH_BYTES);
+  const kinds = new Uint8Array(count);
+  const fd = openSync(req.path, 'r');
+  try {
+    for (let first = 0; first < count; first += READ_BLOCKS) {
+      const n = Math.min(READ_BLOCKS, count - first);
+      const offset = (firstBlock + first) * BLOCK_BYTES;
+      const want = Math.min(n * BLOCK_BYTES, sizeBytes - offset);
+      const got = readFully(fd, scratch, first * BLOCK_BYTES, want, offset);
+      if (got < want) scratch.fill(0, first * BLOCK_BYTES + got, first * BLOCK_BYTES + want);
+      for (let i = first; i < first + n; i++) {
+        const len = blockBytes(firstBlock + i, sizeBytes);
+        const block = scratch.subarray(i * BLOCK_BYTES, i * BLOCK_BYTES + len);
+        blockHashInto(block, hashes, i * BLOCK_HASH_BYTES);
+        const known = req.known.subarray(i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES);
+        if (hashes.compare(known, 0, BLOCK_HASH_BYTES, i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES) === 0) continue;
+        if (!block.equals(ZERO_BLOCK.subarray(0, len))) kinds[i] = BlockKind.DATA;
+        else kinds[i] = req.skipZeroBlocks && isUnknown(known) ? BlockKind.SKIPPED_ZERO : BlockKind.ZERO;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const dataAt = new Int32Array(count).fill(-1);
+  let dataBlocks = 0;
+  for (let i = 0; i < count; i++) if (kinds[i] === BlockKind.DATA) dataBlocks++;
+  if (dataBlocks * 2 >= count) {
+    // Mostly changed (an initial sync): hand the whole read buffer over instead of copying.
+    for (let i = 0; i < count; i++) if (kinds[i] === BlockKind.DATA) dataAt[i] = i * BLOCK_BYTES;
+    const data = new Uint8Array(scratch.buffer, scratch.byteOffset, Math.min(count * BLOCK_BYTES, sizeBytes - firstBlock * BLOCK_BYTES));
+    return { result: { id: req.id, firstBlock, count, hashes, kinds, data, dataAt, recyclable: true }, scratchTaken: true };
+  }
+  const data = Buffer.allocUnsafe(dataBlocks * BLOCK_BYTES);
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    if (kinds[i] !== BlockKind.DATA) continue;
+    const len = blockBytes(firstBlock + i, sizeBytes);
+    scratch.copy(data, at, i * BLOCK_BYTES, i * BLOCK_BYTES + len);
+    dataAt[i] = at;
+    at += len;
+  }
+  return { result: { id: req.id, firstBlock, count, hashes, kinds, data: data.subarray(0, at), dataAt, recyclable: false }, scratchTaken: false };
+}
+
+/** Bytes of block `block` of a disk of `sizeBytes` (the last may be short). */
+export function blockBytes(block: number, sizeBytes: number): number {
+  return Math.min(BLOCK_BYTES, sizeBytes - block * BLOCK_BYTES);
+}
+
+function isUnknown(entry: Uint8Array): boolean {
+  for (let i = 0; i < entry.length; i++) if (entry[i] !== 0) return false;
+  return true;
+}
+
+function readFully(fd: number, buf: Buffer, at: number, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, buf, at + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
