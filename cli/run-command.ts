@@ -12,7 +12,10 @@ export async function runCommand(command: Command, argv: string[]): Promise<numb
     return await command.run(argv, readEnvironment());
   } catch (e) {
     const err = e as Error & { hint?: string; code?: string };
-    process.stderr.write(`tidemark ${command.name}: ${err.message}\n`);
+    // Usage errors name their command already ("agent: give at least one --disk"): say it once.
+    const own = `${command.name}: `;
+    const message = err.message.startsWith(own) ? err.message.slice(own.length) : err.message;
+    process.stderr.write(`tidemark ${command.name}: ${message}\n`);
     if (err instanceof TidemarkError && err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
     else if (err.code === 'EADDRINUSE') process.stderr.write('  hint: that address is in use; choose another --listen port\n');
     else if (!(err instanceof TidemarkError)) process.stderr.write(`${err.stack ?? ''}\n`);

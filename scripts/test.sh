@@ -10,8 +10,16 @@ if [ "${#files[@]}" -eq 0 ]; then echo "no test files found" >&2; exit 1; fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+# The run gets a process group of its own, so that a stopped run (Ctrl-C, a CI timeout) takes
+# every server the tests started with it instead of leaving them running.
+setsid bash -c 'node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${@:2}" 2>&1 | tee "$1"; exit "${PIPESTATUS[0]}"' \
+  run-tests "$log" "${files[@]}" &
+runner=$!
+trap 'kill -TERM -- "-$runner" 2>/dev/null' INT TERM
+wait "$runner"
+status=$?
+# A signal interrupts wait: wait once more for the group to end before reporting.
+if kill -0 "$runner" 2>/dev/null; then wait "$runner"; status=$?; fi
 set -e
 passed=$(grep -aE '^ℹ pass [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
 failed=$(grep -aE '^ℹ fail [0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || echo 0)
