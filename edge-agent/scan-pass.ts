@@ -16,6 +16,8 @@ import { BLOCK_HASH_BYTES } from '../core/hash.ts';
 
 /** Raw bytes gathered before a batch is sent. */
 export const BATCH_RAW_BYTES = 8 * 1024 * 1024;
+/** Room for a batch's frame: its raw bytes, one block over, record headers and tags. */
+const FRAME_BUFFER_BYTES = BATCH_RAW_BYTES + 1024 * 1024;
 
 export type PassKind = 'initial' | 'rescan' | 'resync';
 
@@ -59,8 +61,8 @@ interface Pending {
   records: BatchRecord[];
   updates: Array<{ block: number; hash: Buffer }>;
   rawBytes: number;
-  /** Read buffers to hand back once this batch is encoded (its records may point into them). */
-  release: ArrayBuffer[];
+  /** Scan-thread slots to release once this batch is encoded (its records may point into them). */
+  release: number[];
 }
 
 const newPending = (): Pending => ({ records: [], updates: [], rawBytes: 0, release: [] });
@@ -74,19 +76,22 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
   let sentBytes = 0;
   let inFlight: Promise<void> = Promise.resolve();
   let batch = newPending();
+  // Two frame buffers take turns: a frame is encoded only once the one before the last is acknowledged.
+  const frameBuffers = [Buffer.allocUnsafeSlow(FRAME_BUFFER_BYTES), Buffer.allocUnsafeSlow(FRAME_BUFFER_BYTES)];
+  let frameTurn = 0;
 
   const send = async (p: Pending, cursorBlock: number) => {
     if (p.records.length === 0) {
       // Only skipped (zero) blocks: nothing to send, but the manifest and cursor may move on.
-      for (const b of p.release) o.threads.recycle(b);
+      for (const slot of p.release) o.threads.release(slot);
       await inFlight;
       await o.manifest.commit(p.updates);
       await o.onAck?.({ nextSeq, cursorBlock });
       return;
     }
     const firstSeq = nextSeq;
-    const frame = encodeFrame({ machine: o.machine, disk: o.disk, firstSeq, timeMs: Date.now(), diskBytes: size, flags, records: p.records, compress: o.compress ?? false });
-    for (const b of p.release) o.threads.recycle(b);
+    const frame = encodeFrame({ machine: o.machine, disk: o.disk, firstSeq, timeMs: Date.now(), diskBytes: size, flags, records: p.records, compress: o.compress ?? false }, frameBuffers[frameTurn++ % 2]);
+    for (const slot of p.release) o.threads.release(slot);
     nextSeq += p.records.length;
     sentBytes += frame.length;
     const previous = inFlight;
@@ -105,32 +110,37 @@ export async function scanPass(o: PassOptions): Promise<PassResult> {
     threads: o.threads, path: o.src.path, sizeBytes: size, blockCount: blocks, startBlock: o.startBlock,
     known: (first, count) => o.manifest.entries(first, count), skipZeroBlocks: o.skipZeroBlocks,
   });
-  for await (const u of units) {
-    o.signal.throwIfAborted();
-    const data = Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength);
-    const hashes = Buffer.from(u.hashes.buffer, u.hashes.byteOffset, u.hashes.byteLength);
-    for (let i = 0; i < u.count; i++) {
-      const kind = u.kinds[i];
-      if (kind === BlockKind.UNCHANGED) continue;
-      const block = u.firstBlock + i;
-      const hash = hashes.subarray(i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES);
-      batch.updates.push({ block, hash });
-      // A new replica reads as zeros already.
-      if (kind === BlockKind.SKIPPED_ZERO) continue;
-      const len = blockBytes(block, size);
-      changedBlocks++;
-      batch.records.push(kind === BlockKind.ZERO
-        ? { type: RecordType.ZERO, offset: block * BLOCK_BYTES, lengthBytes: len }
-        : { type: RecordType.WRITE, offset: block * BLOCK_BYTES, data: data.subarray(u.dataAt[i], u.dataAt[i] + len) });
-      batch.rawBytes += kind === BlockKind.ZERO ? 0 : len;
-      if (batch.rawBytes >= BATCH_RAW_BYTES || batch.records.length >= 4096) {
-        await send(batch, block + 1);
-        batch = newPending();
+  try {
+    for await (const u of units) {
+      o.signal.throwIfAborted();
+      const data = Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength);
+      const hashes = Buffer.from(u.hashes.buffer, u.hashes.byteOffset, u.hashes.byteLength);
+      for (let i = 0; i < u.count; i++) {
+        const kind = u.kinds[i];
+        if (kind === BlockKind.UNCHANGED) continue;
+        const block = u.firstBlock + i;
+        const hash = hashes.subarray(i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES);
+        batch.updates.push({ block, hash });
+        // A new replica reads as zeros already.
+        if (kind === BlockKind.SKIPPED_ZERO) continue;
+        const len = blockBytes(block, size);
+        changedBlocks++;
+        batch.records.push(kind === BlockKind.ZERO
+          ? { type: RecordType.ZERO, offset: block * BLOCK_BYTES, lengthBytes: len }
+          : { type: RecordType.WRITE, offset: block * BLOCK_BYTES, data: data.subarray(u.dataAt[i], u.dataAt[i] + len) });
+        batch.rawBytes += kind === BlockKind.ZERO ? 0 : len;
+        if (batch.rawBytes >= BATCH_RAW_BYTES || batch.records.length >= 4096) {
+          await send(batch, block + 1);
+          batch = newPending();
+        }
       }
+      // The batch being built holds this unit's last records, if any: it releases the slot.
+      if (u.inSlot) batch.release.push(u.slotIndex);
+      o.onProgress?.(Math.min(size, (u.firstBlock + u.count) * BLOCK_BYTES), size);
     }
-    // The batch being built holds this unit's last records, if any: it releases the buffer.
-    if (u.recyclable) batch.release.push(u.data.buffer as ArrayBuffer);
-    o.onProgress?.(Math.min(size, (u.firstBlock + u.count) * BLOCK_BYTES), size);
+  } catch (e) {
+    for (const slot of batch.release) o.threads.release(slot);
+    throw e;
   }
   o.onProgress?.(size, size);
   await o.onReadDone?.();

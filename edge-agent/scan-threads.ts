@@ -2,10 +2,14 @@
  * The agent's scan threads: reading and hashing a disk is the scan's whole cost, so it runs on
  * up to two worker threads (one per core on a one-core machine) while the main thread builds
  * and sends batches. `scanUnits` hands a pass its units in disk order, a few ahead.
+ *
+ * Threads read into slots of shared memory that live as long as the threads: a fresh 8 MiB
+ * buffer per unit would cost page faults, and the garbage collector a full collection every
+ * few dozen MiB of such external memory.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { UNIT_BLOCKS, type RecycleMessage, type UnitReply, type UnitRequest, type UnitResult } from './scan-unit.ts';
+import { UNIT_BLOCKS, UNIT_BYTES, type UnitReply, type UnitRequest, type UnitResult } from './scan-unit.ts';
 import { SCAN_THREAD_ROLE } from './scan-worker.ts';
 
 /** Threads a scan uses: enough to read and hash at disk speed, few enough to leave the server its CPUs. */
@@ -15,34 +19,39 @@ const UNITS_AHEAD_PER_THREAD = 2;
 
 interface Thread {
   worker: Worker;
-  pending: Map<number, { resolve: (r: UnitResult) => void; reject: (e: Error) => void }>;
+  pending: Map<number, { slotIndex: number; resolve: (r: UnitResult) => void; reject: (e: Error) => void }>;
 }
 
 export class ScanThreads {
   private threads: Array<Thread | undefined>;
   private nextId = 1;
   private turn = 0;
+  private readonly slots: SharedArrayBuffer[] = [];
+  private readonly freeSlots: number[] = [];
 
   constructor(readonly count = DEFAULT_SCAN_THREADS) {
     this.threads = new Array<Thread | undefined>(count);
   }
 
-  /** Reads and judges one unit on the next thread in turn. */
-  scan(req: Omit<UnitRequest, 'id'>): Promise<UnitResult> {
+  /**
+   * Reads and judges one unit on the next thread in turn. A result whose data is `inSlot`
+   * keeps its slot until `release(result.slotIndex)`.
+   */
+  scan(req: Omit<UnitRequest, 'id' | 'slot' | 'slotIndex'>): Promise<UnitResult> {
     const i = this.turn++ % this.count;
     const t = (this.threads[i] ??= this.start(i));
     const id = this.nextId++;
+    // Slots in use are bounded by the units asked ahead plus the few one batch refers to.
+    const slotIndex = this.freeSlots.pop() ?? this.slots.push(new SharedArrayBuffer(UNIT_BYTES)) - 1;
     return new Promise<UnitResult>((resolve, reject) => {
-      t.pending.set(id, { resolve, reject });
-      t.worker.postMessage({ ...req, id } satisfies UnitRequest);
+      t.pending.set(id, { slotIndex, resolve, reject });
+      t.worker.postMessage({ ...req, id, slot: this.slots[slotIndex], slotIndex } satisfies UnitRequest);
     });
   }
 
-  /** Hands a unit's read buffer (`recyclable`) back once nothing refers to its bytes any more. */
-  recycle(buf: ArrayBuffer): void {
-    const t = this.threads[this.turn % this.count];
-    if (!t) return;
-    t.worker.postMessage({ recycle: buf } satisfies RecycleMessage, [buf]);
+  /** Lends a slot out again once nothing refers to the unit data in it. */
+  release(slotIndex: number): void {
+    this.freeSlots.push(slotIndex);
   }
 
   async close(): Promise<void> {
@@ -61,13 +70,17 @@ export class ScanThreads {
     const t: Thread = { worker, pending: new Map() };
     const fail = (e: Error) => {
       if (this.threads[i] === t) this.threads[i] = undefined;
-      for (const p of t.pending.values()) p.reject(e);
+      for (const p of t.pending.values()) {
+        this.release(p.slotIndex);
+        p.reject(e);
+      }
       t.pending.clear();
     };
     worker.on('message', (reply: UnitReply) => {
       const p = t.pending.get(reply.id);
       if (!p) return;
       t.pending.delete(reply.id);
+      if ('error' in reply || !reply.inSlot) this.release(p.slotIndex);
       if ('error' in reply) p.reject(new Error(reply.error));
       else p.resolve(reply);
     });
@@ -102,10 +115,15 @@ export async function* scanUnits(o: ScanUnitsOptions): AsyncGenerator<UnitResult
     }
   };
   ask();
-  while (ahead.length > 0) {
-    const unit = await ahead.shift()!;
-    ask();
-    yield unit;
+  try {
+    while (ahead.length > 0) {
+      const unit = await ahead.shift()!;
+      ask();
+      yield unit;
+    }
+  } finally {
+    // A pass that stops early still gets its slots back from the units it asked ahead for.
+    for (const p of ahead) p.then((u) => u.inSlot && o.threads.release(u.slotIndex), () => undefined);
   }
 }
 

@@ -37,6 +37,9 @@ export interface UnitRequest {
   /** The manifest's entries for these blocks (count × 16 bytes; all zero = unknown). */
   known: Uint8Array;
   skipZeroBlocks: boolean;
+  /** Shared memory (UNIT_BYTES) to read into; the agent lends it until it answers, or longer when the answer's data is in it. */
+  slot: SharedArrayBuffer;
+  slotIndex: number;
 }
 
 export interface UnitResult {
@@ -47,28 +50,29 @@ export interface UnitResult {
   hashes: Uint8Array;
   /** BlockKind per block. */
   kinds: Uint8Array;
-  /** The bytes of the DATA blocks; `dataAt[i]` is where block i's begin (-1 for the others). */
+  /**
+   * The bytes of the DATA blocks; `dataAt[i]` is where block i's begin (-1 for the others).
+   * When most blocks changed, these are the request's slot itself, which stays lent out until
+   * the agent no longer refers to them; otherwise a copy, and the slot is free again.
+   */
   data: Uint8Array;
   dataAt: Int32Array;
-  /** `data` is a whole read buffer, worth handing back (`ScanThreads.recycle`) once used. */
-  recyclable: boolean;
+  /** The request's slot, and whether `data` is in it. */
+  slotIndex: number;
+  inSlot: boolean;
 }
 
 export type UnitReply = UnitResult | { id: number; error: string };
-
-/** A used read buffer handed back to a scan thread. */
-export interface RecycleMessage {
-  recycle: ArrayBuffer;
-}
 
 /** Bytes of a unit's read buffer. */
 export const UNIT_BYTES = UNIT_BLOCKS * 64 * 1024;
 
 const ZERO_BLOCK = new Uint8Array(BLOCK_BYTES);
 
-/** Reads and judges one unit. `scratch` (UNIT_BLOCKS × BLOCK_BYTES) is reused between calls unless handed over as the result's data. */
-export function scanUnit(req: UnitRequest, scratch: Buffer): { result: UnitResult; scratchTaken: boolean } {
+/** Reads and judges one unit. */
+export function scanUnit(req: UnitRequest): UnitResult {
   const { firstBlock, count, sizeBytes } = req;
+  const scratch = Buffer.from(req.slot);
   const hashes = Buffer.allocUnsafe(count * BLOCK_HASH_BYTES);
   const kinds = new Uint8Array(count);
   const fd = openSync(req.path, 'r');
@@ -96,12 +100,13 @@ export function scanUnit(req: UnitRequest, scratch: Buffer): { result: UnitResul
   let dataBlocks = 0;
   for (let i = 0; i < count; i++) if (kinds[i] === BlockKind.DATA) dataBlocks++;
   if (dataBlocks * 2 >= count) {
-    // Mostly changed (an initial sync): hand the whole read buffer over instead of copying.
+    // Mostly changed (an initial sync): the bytes stay in the slot instead of being copied.
     for (let i = 0; i < count; i++) if (kinds[i] === BlockKind.DATA) dataAt[i] = i * BLOCK_BYTES;
-    const data = new Uint8Array(scratch.buffer, scratch.byteOffset, Math.min(count * BLOCK_BYTES, sizeBytes - firstBlock * BLOCK_BYTES));
-    return { result: { id: req.id, firstBlock, count, hashes, kinds, data, dataAt, recyclable: true }, scratchTaken: true };
+    const data = new Uint8Array(req.slot, 0, Math.min(count * BLOCK_BYTES, sizeBytes - firstBlock * BLOCK_BYTES));
+    return { id: req.id, firstBlock, count, hashes, kinds, data, dataAt, slotIndex: req.slotIndex, inSlot: true };
   }
-  const data = Buffer.allocUnsafe(dataBlocks * BLOCK_BYTES);
+  // Unpooled, so that it can be transferred.
+  const data = Buffer.allocUnsafeSlow(dataBlocks * BLOCK_BYTES);
   let at = 0;
   for (let i = 0; i < count; i++) {
     if (kinds[i] !== BlockKind.DATA) continue;
@@ -110,7 +115,7 @@ export function scanUnit(req: UnitRequest, scratch: Buffer): { result: UnitResul
     dataAt[i] = at;
     at += len;
   }
-  return { result: { id: req.id, firstBlock, count, hashes, kinds, data: data.subarray(0, at), dataAt, recyclable: false }, scratchTaken: false };
+  return { id: req.id, firstBlock, count, hashes, kinds, data: data.subarray(0, at), dataAt, slotIndex: req.slotIndex, inSlot: false };
 }
 
 /** Bytes of block `block` of a disk of `sizeBytes` (the last may be short). */

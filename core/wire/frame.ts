@@ -96,8 +96,11 @@ export interface DecodedFrame {
   records: StoredRecord[];
 }
 
-/** Encodes a batch into one frame. */
-export function encodeFrame(input: BatchInput): Buffer {
+/**
+ * Encodes a batch into one frame: into `into` when it has room (a sender reusing its buffers
+ * spares the garbage collector a large allocation per batch), else into a new buffer.
+ */
+export function encodeFrame(input: BatchInput, into?: Buffer): Buffer {
   const machine = Buffer.from(input.machine, 'utf8');
   const disk = Buffer.from(input.disk, 'utf8');
   if (machine.length === 0 || machine.length > 255 || disk.length === 0 || disk.length > 255) {
@@ -157,7 +160,7 @@ export function encodeFrame(input: BatchInput): Buffer {
   h.writeUInt32BE(total, 44);
   h.writeUInt8(machine.length, 48);
   h.writeUInt8(disk.length, 49);
-  const out = Buffer.allocUnsafe(total);
+  const out = into && into.length >= total ? into.subarray(0, total) : Buffer.allocUnsafe(total);
   let at = 0;
   for (const b of [h, machine, disk, ...parts]) {
     b.copy(out, at);

@@ -49,7 +49,7 @@ for (const threadCount of [1, 2]) {
     test(`${threadCount} thread(s), zero blocks ${skipZeroBlocks ? 'skipped' : 'sent'}: every block judged and its bytes kept, in order`, async () => {
       const threads = new ScanThreads(threadCount);
       try {
-        // Twice, so the second pass runs on recycled read buffers.
+        // Twice, so the second pass reads into slots the first released.
         for (let pass = 0; pass < 2; pass++) {
           let nextBlock = 5;
           const units = scanUnits({
@@ -68,7 +68,7 @@ for (const threadCount of [1, 2]) {
               } else assert.equal(u.dataAt[i], -1);
             }
             nextBlock += u.count;
-            if (u.recyclable) threads.recycle(u.data.buffer as ArrayBuffer);
+            if (u.inSlot) threads.release(u.slotIndex);
           }
           assert.equal(nextBlock, BLOCKS, 'every block up to the short last one');
         }
