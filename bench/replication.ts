@@ -12,6 +12,7 @@ import { freePort } from '../test/helpers/ports.ts';
 import { startTidemark, waitUntil } from '../test/helpers/tidemark-process.ts';
 import { table } from '../cli/table.ts';
 import { WriterGate } from '../cli/demo/writer-gate.ts';
+import { cpuSeconds } from './cpu.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -42,14 +43,6 @@ async function changeBlocks(path: string, sizeBytes: number, fraction: number, s
   await fh.sync();
   await fh.close();
   return n;
-}
-
-/** User + system CPU seconds a process has used so far (Linux /proc; clock ticks are 100 Hz). */
-async function cpuSeconds(pid: number | undefined): Promise<number> {
-  if (!pid) return NaN;
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function median(xs: number[]): number {

@@ -20,6 +20,7 @@ import { encodeFrame, RecordType } from '../../core/wire/frame.ts';
 import { MIX_BLOCK_BYTES, mixedBlocks, sharedPool, DEFAULT_MIX } from '../../test/helpers/block-mix.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { startTidemark, waitUntil, type Running } from '../../test/helpers/tidemark-process.ts';
+import { cpuSeconds } from '../cpu.ts';
 
 const TOKEN = 'bench-wan';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -115,45 +116,53 @@ async function main(): Promise<void> {
   process.stdout.write(`mix: ${Object.entries(DEFAULT_MIX).map(([k, v]) => `${k} ${Math.round(v * 100)}%`).join(', ')} of 64 KiB blocks (seeded); shared blocks come from one pool of 256\n\n`);
   const pool = sharedPool(1, 256);
   try {
-    // 1. WAN bytes per changed byte.
-    let s = await startStack(join(dir, 'ratio'));
-    const ratioMachines = Array.from({ length: RATIO_MACHINES }, (_, i) => {
-      const blocks = mixedBlocks(100 + i, RATIO_BLOCKS, pool);
-      return { name: `ratio-${i}`, blocks, frames: framesOf(`ratio-${i}`, blocks), records: blocks.length };
-    });
-    const changedFile = join(dir, 'changed.bin');
-    await writeFile(changedFile, Buffer.concat(ratioMachines.flatMap((m) => m.blocks)));
-    const changed = ratioMachines.reduce((n, m) => n + m.blocks.length * MIX_BLOCK_BYTES, 0);
-    await replicate(s, ratioMachines);
-    const pm = await metricsOf(s.psUrl);
-    const wire = pm.get('tidemark_process_server_sent_bytes_total')!;
-    const lz4 = compressedBytes('lz4', changedFile);
-    const zstd = compressedBytes('zstd', changedFile);
-    process.stdout.write(`WAN bytes for ${(changed / MiB).toFixed(0)} MiB changed on ${RATIO_MACHINES} machines\n`);
-    process.stdout.write(row(['', 'bytes', 'per changed B', 'vs lz4 -1']) + '\n');
-    for (const [what, bytes] of [['tidemark process server → master target', wire], ['lz4 -1 (whole stream)', lz4], ['zstd -1 (whole stream)', zstd]] as const) {
-      process.stdout.write(row([what, bytes, (bytes / changed).toFixed(3), (bytes / lz4).toFixed(2)]) + '\n');
+    // 1. WAN bytes per changed byte (WAN_MACHINES=0 skips it).
+    if (RATIO_MACHINES > 0) {
+      const s = await startStack(join(dir, 'ratio'));
+      const ratioMachines = Array.from({ length: RATIO_MACHINES }, (_, i) => {
+        const blocks = mixedBlocks(100 + i, RATIO_BLOCKS, pool);
+        return { name: `ratio-${i}`, blocks, frames: framesOf(`ratio-${i}`, blocks), records: blocks.length };
+      });
+      const changedFile = join(dir, 'changed.bin');
+      await writeFile(changedFile, Buffer.concat(ratioMachines.flatMap((m) => m.blocks)));
+      const changed = ratioMachines.reduce((n, m) => n + m.blocks.length * MIX_BLOCK_BYTES, 0);
+      await replicate(s, ratioMachines);
+      const pm = await metricsOf(s.psUrl);
+      const wire = pm.get('tidemark_process_server_sent_bytes_total')!;
+      const lz4 = compressedBytes('lz4', changedFile);
+      const zstd = compressedBytes('zstd', changedFile);
+      process.stdout.write(`WAN bytes for ${(changed / MiB).toFixed(0)} MiB changed on ${RATIO_MACHINES} machines\n`);
+      process.stdout.write(row(['', 'bytes', 'per changed B', 'vs lz4 -1']) + '\n');
+      for (const [what, bytes] of [['tidemark process server → master target', wire], ['lz4 -1 (whole stream)', lz4], ['zstd -1 (whole stream)', zstd]] as const) {
+        process.stdout.write(row([what, bytes, (bytes / changed).toFixed(3), (bytes / lz4).toFixed(2)]) + '\n');
+      }
+      process.stdout.write(`  of the changed bytes: ${(100 * pm.get('tidemark_process_server_zero_bytes_total')! / changed).toFixed(1)}% sent as zero ranges, ` +
+        `${(100 * pm.get('tidemark_process_server_referenced_bytes_total')! / changed).toFixed(1)}% as references\n\n`);
+      await s.ps.stop();
+      await s.mt.stop();
     }
-    process.stdout.write(`  of the changed bytes: ${(100 * pm.get('tidemark_process_server_zero_bytes_total')! / changed).toFixed(1)}% sent as zero ranges, ` +
-      `${(100 * pm.get('tidemark_process_server_referenced_bytes_total')! / changed).toFixed(1)}% as references\n\n`);
-    await s.ps.stop();
-    await s.mt.stop();
 
     // 2. Throughput with many agents.
-    s = await startStack(join(dir, 'throughput'));
+    const s = await startStack(join(dir, 'throughput'));
     const blocksPerAgent = Math.floor((AGENT_MIB * MiB) / MIX_BLOCK_BYTES);
     const agents = Array.from({ length: AGENTS }, (_, i) => {
       const blocks = mixedBlocks(1000 + i, blocksPerAgent, pool);
       return { name: `agent-${i}`, frames: framesOf(`agent-${i}`, blocks), records: blocks.length };
     });
     const total = AGENTS * blocksPerAgent * MIX_BLOCK_BYTES;
+    const cpuBefore = await Promise.all([s.ps, s.mt].map((p) => cpuSeconds(p.child.pid)));
+    const senderBefore = process.cpuUsage();
     const seconds = await replicate(s, agents);
+    const cpu = (await Promise.all([s.ps, s.mt].map((p) => cpuSeconds(p.child.pid)))).map((c, i) => c - cpuBefore[i]);
+    const sender = process.cpuUsage(senderBefore);
     const tm = await metricsOf(s.psUrl);
     const mtm = await metricsOf(s.mtUrl);
     process.stdout.write(`${AGENTS} agents, ${AGENT_MIB} MiB changed each (${(total / MiB).toFixed(0)} MiB), 1 MiB frames, one process server into one master target\n`);
     process.stdout.write(row(['', 'seconds', 'MB/s changed', 'goal MB/s']) + '\n');
     process.stdout.write(row(['agents → process server → master target', seconds.toFixed(2), (total / 1e6 / seconds).toFixed(0), 300]) + '\n');
     process.stdout.write(`  WAN bytes ${(tm.get('tidemark_process_server_sent_bytes_total')! / MiB).toFixed(0)} MiB; master target apply time ${mtm.get('tidemark_master_target_apply_seconds_total')!.toFixed(1)} s over ${mtm.get('tidemark_master_target_applied_batches_total')} batches\n`);
+    const perGiB = (sec: number) => (sec / (total / 1024 / MiB)).toFixed(2);
+    process.stdout.write(`  CPU seconds per GiB changed: process server ${perGiB(cpu[0])}, master target ${perGiB(cpu[1])}, the ${AGENTS} senders (this process) ${perGiB((sender.user + sender.system) / 1e6)}\n`);
     process.stdout.write(`load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
     await s.ps.stop();
     await s.mt.stop();
