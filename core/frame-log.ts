@@ -7,7 +7,9 @@
  * with other synchronous work, e.g. the write it records; `sync()` makes everything appended
  * so far durable.
  */
-import { openSync, readSync, writeSync, writevSync, fdatasyncSync, ftruncateSync, closeSync, fstatSync, readdirSync, unlinkSync, mkdirSync } from 'node:fs';
+import { openSync, readSync, writeSync, writevSync, fdatasyncSync, ftruncateSync, closeSync, fstatSync, readdirSync, unlinkSync, mkdirSync, read, write, fdatasync, ftruncate, close } from 'node:fs';
+import { unlink as unlinkAsync } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { readFrameHeader, verifyFrame, FRAME_HEADER_BYTES, type FrameHeader } from './wire/frame.ts';
 import { syncDir } from './fsutil.ts';
@@ -24,7 +26,15 @@ interface Segment {
   /** Entries of this segment still pending. */
   live: number;
   dirty: boolean;
+  /** Appends or reads under way on the thread pool: the segment is not removed meanwhile. */
+  busy: number;
 }
+
+const readAsync = promisify(read);
+const writeAsync = promisify(write);
+const fdatasyncAsync = promisify(fdatasync);
+const ftruncateAsync = promisify(ftruncate);
+const closeAsync = promisify(close);
 
 export interface LogEntry {
   firstSeq: number;
@@ -38,6 +48,15 @@ export interface LogEntry {
 
 export class LogDamagedError extends Error {}
 
+export interface FrameLogOptions {
+  /**
+   * Delete segments left empty on the thread pool, in order, instead of on the caller's
+   * thread (deleting a large file takes milliseconds). `sync()` and `appendDurable()` still
+   * wait for them before syncing the folder.
+   */
+  removeInBackground?: boolean;
+}
+
 export class FrameLog {
   /** Entries before `head` were dropped; the array is compacted now and then. */
   private entries: LogEntry[] = [];
@@ -45,13 +64,17 @@ export class FrameLog {
   private readonly segments: Segment[] = [];
   private pendingBytes = 0;
   private dirNeedsSync = false;
+  private appending = false;
 
-  private constructor(readonly dir: string, private readonly suffix: string, private readonly log: Logger) {}
+  /** Segments being closed and deleted on the thread pool, one after another (with `removeInBackground`). */
+  private removals: Promise<void> = Promise.resolve();
+
+  private constructor(readonly dir: string, private readonly suffix: string, private readonly log: Logger, private readonly options: FrameLogOptions) {}
 
   /** Opens (or creates) a log, checking every frame and cutting a torn tail. */
-  static async open(dir: string, suffix: string, log: Logger): Promise<FrameLog> {
+  static async open(dir: string, suffix: string, log: Logger, options: FrameLogOptions = {}): Promise<FrameLog> {
     mkdirSync(dir, { recursive: true });
-    const fl = new FrameLog(dir, suffix, log);
+    const fl = new FrameLog(dir, suffix, log, options);
     const pattern = new RegExp(`^[0-9a-f]{16}\\.${suffix}$`);
     const names = readdirSync(dir).filter((n) => pattern.test(n)).sort();
     for (let i = 0; i < names.length; i++) {
@@ -71,7 +94,7 @@ export class FrameLog {
   private load(name: string, isLast: boolean): boolean {
     const fd = openSync(join(this.dir, name), 'r+');
     const size = fstatSync(fd).size;
-    const seg: Segment = { name, fd, sizeBytes: 0, live: 0, dirty: false };
+    const seg: Segment = { name, fd, sizeBytes: 0, live: 0, dirty: false, busy: 0 };
     let at = 0;
     let intact = true;
     const head = Buffer.alloc(FRAME_HEADER_BYTES);
@@ -183,6 +206,48 @@ export class FrameLog {
   }
 
   /**
+   * Appends a frame that starts at `nextSeq` (when the log is not empty) and makes it durable,
+   * with the write and the fdatasync on the thread pool, so the caller's thread goes on
+   * meanwhile. The frame becomes an entry (readable, counted) once it is durable. One append
+   * at a time: the caller serialises them. On failure nothing of the frame stays behind.
+   */
+  async appendDurable(frame: Buffer, header: FrameHeader): Promise<void> {
+    if (this.appending) throw new Error('log append while another is under way');
+    const expected = this.nextSeq;
+    if (expected !== undefined && header.firstSeq !== expected) throw new RangeError(`log append at seq ${header.firstSeq}, expected ${expected}`);
+    let seg = this.segments[this.segments.length - 1];
+    if (!seg || seg.sizeBytes >= LOG_SEGMENT_BYTES) seg = this.newSegment(header.firstSeq);
+    const at = seg.sizeBytes;
+    this.appending = true;
+    seg.busy++;
+    try {
+      try {
+        let written = 0;
+        while (written < frame.length) written += (await writeAsync(seg.fd, frame, written, frame.length - written, at + written)).bytesWritten;
+        seg.sizeBytes = at + frame.length;
+        await fdatasyncAsync(seg.fd);
+      } catch (e) {
+        seg.sizeBytes = at;
+        await ftruncateAsync(seg.fd, at).catch(() => {
+          // The frame's checksum still keeps a partial write from being read back.
+        });
+        throw e;
+      }
+      await this.removals;
+      if (this.dirNeedsSync) {
+        this.dirNeedsSync = false;
+        await syncDir(this.dir);
+      }
+    } finally {
+      seg.busy--;
+      this.appending = false;
+    }
+    seg.live++;
+    this.pendingBytes += frame.length;
+    this.entries.push({ firstSeq: header.firstSeq, lastSeq: header.lastSeq, timeMs: header.timeMs, flags: header.flags, bytes: frame.length, segment: seg, offset: at });
+  }
+
+  /**
    * Appends frames given as buffers that hold them back to back (`frames` says where each
    * ends), with as few writev calls as the kernel allows, synchronously and without fsync. The
    * first starts at `nextSeq` (when the log is not empty), each next one where the previous
@@ -237,6 +302,7 @@ export class FrameLog {
   /** Makes every frame appended so far durable. */
   async sync(): Promise<void> {
     this.syncDataSync();
+    await this.removals;
     if (this.dirNeedsSync) {
       this.dirNeedsSync = false;
       await syncDir(this.dir);
@@ -247,7 +313,7 @@ export class FrameLog {
     const name = `${firstSeq.toString(16).padStart(16, '0')}.${this.suffix}`;
     const fd = openSync(join(this.dir, name), 'w+', 0o600);
     this.dirNeedsSync = true;
-    const seg: Segment = { name, fd, sizeBytes: 0, live: 0, dirty: false };
+    const seg: Segment = { name, fd, sizeBytes: 0, live: 0, dirty: false, busy: 0 };
     this.segments.push(seg);
     return seg;
   }
@@ -266,6 +332,36 @@ export class FrameLog {
       const got = readSync(list[i].segment.fd, buf, 0, bytes, list[i].offset);
       if (got !== bytes) throw new LogDamagedError(`log segment ${list[i].segment.name} is shorter than expected`);
       for (let k = i, at = 0; k < j; at += list[k].bytes, k++) out.push(buf.subarray(at, at + list[k].bytes));
+      i = j;
+    }
+    return out;
+  }
+
+  /**
+   * Reads pending frames back into `buf` (at least as long as they are together), one read on
+   * the thread pool per run of entries that lie back to back in a segment; returns a view of
+   * `buf` for each frame.
+   */
+  async readInto(list: readonly LogEntry[], buf: Buffer): Promise<Buffer[]> {
+    const out: Buffer[] = [];
+    let at = 0;
+    for (let i = 0; i < list.length; ) {
+      let j = i + 1;
+      let bytes = list[i].bytes;
+      while (j < list.length && list[j].segment === list[i].segment && list[j].offset === list[j - 1].offset + list[j - 1].bytes) bytes += list[j++].bytes;
+      const seg = list[i].segment;
+      seg.busy++;
+      try {
+        let got = 0;
+        while (got < bytes) {
+          const n = (await readAsync(seg.fd, buf, at + got, bytes - got, list[i].offset + got)).bytesRead;
+          if (n === 0) throw new LogDamagedError(`log segment ${seg.name} is shorter than expected`);
+          got += n;
+        }
+      } finally {
+        seg.busy--;
+      }
+      for (let k = i; k < j; at += list[k].bytes, k++) out.push(buf.subarray(at, at + list[k].bytes));
       i = j;
     }
     return out;
@@ -291,16 +387,35 @@ export class FrameLog {
       this.head = 0;
     }
     for (const seg of [...this.segments]) {
-      if (seg.live > 0) break;
+      if (seg.live > 0 || seg.busy > 0) break;
       this.removeSegment(seg);
     }
   }
 
+  /** Resolves once every segment deletion started so far has happened (with `removeInBackground`). */
+  removalsDone(): Promise<void> {
+    return this.removals;
+  }
+
   private removeSegment(seg: Segment): void {
-    closeSync(seg.fd);
-    unlinkSync(join(this.dir, seg.name));
     this.segments.splice(this.segments.indexOf(seg), 1);
     this.dirNeedsSync = true;
+    if (!this.options.removeInBackground) {
+      closeSync(seg.fd);
+      unlinkSync(join(this.dir, seg.name));
+      return;
+    }
+    // In order: after a crash, a prefix of the deletions has happened, so what is left of the
+    // log is still contiguous.
+    const path = join(this.dir, seg.name);
+    this.removals = this.removals.then(async () => {
+      try {
+        await closeAsync(seg.fd);
+        await unlinkAsync(path);
+      } catch (e) {
+        this.log.warn('log: an empty segment was not deleted', { dir: this.dir, segment: seg.name, error: e as Error });
+      }
+    });
   }
 
   close(): void {

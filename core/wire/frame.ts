@@ -247,8 +247,17 @@ export function decodeFrame(buf: Buffer): DecodedFrame {
 /** `decodeFrame` for a reader of the given versions (PIECES records are payloads still: core/wire/pieces.ts). */
 export function decodeFrameOf(buf: Buffer, versions: readonly number[]): DecodedFrame {
   const header = verifyFrameOf(buf, versions);
+  return { header, records: decodeRecords(buf, header) };
+}
+
+/**
+ * Splits a frame whose length and checksum were already verified (`verifyFrameOf` gave
+ * `header`) into records, with every other reader rule checked; payloads are views of `buf`.
+ * For a reader that holds a verified frame and must not hash it twice.
+ */
+export function decodeRecords(buf: Buffer, header: FrameHeader): StoredRecord[] {
   const end = header.totalBytes - CHECKSUM_BYTES;
-  let at = FRAME_HEADER_BYTES + Buffer.byteLength(header.machine) + Buffer.byteLength(header.disk);
+  let at = FRAME_HEADER_BYTES + buf.readUInt8(48) + buf.readUInt8(49);
   const records: StoredRecord[] = [];
   for (let i = 0; i < header.recordCount; i++) {
     if (at + RECORD_HEADER_BYTES > end) throw new FrameError('malformed', `record ${i} runs past the end of the frame`);
@@ -288,7 +297,7 @@ export function decodeFrameOf(buf: Buffer, versions: readonly number[]): Decoded
     records.push({ type, seq: header.firstSeq + i, offset, lengthBytes, compressed, payload });
   }
   if (at !== end) throw new FrameError('malformed', `${end - at} stray bytes after the last record`);
-  return { header, records };
+  return records;
 }
 
 /** The bytes a WRITE record writes, decompressed and length-checked. */

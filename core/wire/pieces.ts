@@ -41,16 +41,20 @@ export function pieceBytes(p: Piece): number {
   }
 }
 
+/** Writes a piece's header, and its hash for every kind but ZERO, at `at`; returns the offset after them. */
+export function writePieceHead(out: Buffer, at: number, kind: PieceKind, lengthBytes: number, hash?: Uint8Array): number {
+  out.writeUInt32BE(kind << 24, at);
+  out.writeUInt32BE(lengthBytes, at + 4);
+  at += PIECE_HEADER_BYTES;
+  if (kind === PieceKind.ZERO) return at;
+  out.set(hash!, at);
+  return at + CONTENT_HASH_BYTES;
+}
+
 /** Writes the pieces back to back into `out` at `at`; returns the offset after them. */
 export function writePieces(pieces: readonly Piece[], out: Buffer, at: number): number {
   for (const p of pieces) {
-    out.writeUInt8(p.kind, at);
-    out.writeUInt8(0, at + 1);
-    out.writeUInt16BE(0, at + 2);
-    out.writeUInt32BE(p.lengthBytes, at + 4);
-    at += PIECE_HEADER_BYTES;
-    if (p.kind === PieceKind.ZERO) continue;
-    at += p.hash.copy(out, at);
+    at = writePieceHead(out, at, p.kind, p.lengthBytes, p.kind === PieceKind.ZERO ? undefined : p.hash);
     if (p.kind === PieceKind.DATA) at += p.data.copy(out, at);
     else if (p.kind === PieceKind.LZ4) {
       out.writeUInt32BE(p.packed.length, at);

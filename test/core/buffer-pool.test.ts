@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BufferPool, MIN_POOLED_BYTES } from '../../core/nbd/buffer-pool.ts';
+import { BufferPool, MIN_POOLED_BYTES } from '../../core/buffer-pool.ts';
 
 test('large buffers are reused after release, rounded up to a power of two', { timeout: 60_000 }, () => {
   const pool = new BufferPool();
