@@ -10,6 +10,8 @@ import { isValidName } from '../core/names.ts';
 import { PeerUnreachableError } from '../core/http/client.ts';
 import type { Logger } from '../core/log.ts';
 import type { Streams } from './streams.ts';
+import type { AcceptResult } from './stream.ts';
+import { frameBuffers } from './frame-buffers.ts';
 import type { BookmarkBook } from './bookmarks.ts';
 import { diskStatus } from './status.ts';
 import { blockHashesFor } from './block-hashes.ts';
@@ -130,13 +132,19 @@ export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
 
   app.post('/v1/streams/:machine/:disk/batches', async (c) => {
     const { machine, disk } = c.req.param();
-    const body = await readBody(c, MAX_FRAME_BYTES);
-    const header = verifyFrame(body);
-    if (header.machine !== machine || header.disk !== disk) {
-      return c.json({ error: `frame is for ${header.machine}/${header.disk}, not ${machine}/${disk}`, reason: 'malformed' }, 400);
+    const body = await readBody(c, MAX_FRAME_BYTES, { pool: frameBuffers });
+    let r: AcceptResult;
+    try {
+      const header = verifyFrame(body);
+      if (header.machine !== machine || header.disk !== disk) {
+        return c.json({ error: `frame is for ${header.machine}/${header.disk}, not ${machine}/${disk}`, reason: 'malformed' }, 400);
+      }
+      const s = await o.streams.get(machine, disk);
+      r = await s.accept(body, header, o.maxSpoolBytes);
+    } finally {
+      // The spool has the frame now (or refused it): the buffer is free again.
+      frameBuffers.release(body);
     }
-    const s = await o.streams.get(machine, disk);
-    const r = await s.accept(body, header, o.maxSpoolBytes);
     if (r.status === 507) {
       o.log.warn('batch refused: no room', { machine, disk, error: r.error });
       return c.json({ error: r.error, hint: 'the master target is not keeping up or is unreachable; the agent retries' }, 507);

@@ -14,7 +14,7 @@ export class StreamSpool {
 
   /** Opens (or creates) a stream's spool, checking every frame and cutting a torn tail. */
   static async open(dir: string, log: Logger): Promise<StreamSpool> {
-    return new StreamSpool(await FrameLog.open(dir, 'spool', log));
+    return new StreamSpool(await FrameLog.open(dir, 'spool', log, { removeInBackground: true }));
   }
 
   /** Seq after the newest spooled frame, or undefined when the spool is empty. */
@@ -41,10 +41,12 @@ export class StreamSpool {
     return this.log.from(seq);
   }
 
-  /** Appends a verified frame and makes it durable before returning. */
+  /**
+   * Appends a verified frame and makes it durable before returning; the write and the sync
+   * run on the thread pool, so other streams' batches go on meanwhile. One append at a time.
+   */
   async append(frame: Buffer, header: FrameHeader): Promise<void> {
-    this.log.appendSync(frame, header);
-    await this.log.sync();
+    await this.log.appendDurable(frame, header);
   }
 
   /** Reads one pending frame back. */
@@ -52,9 +54,15 @@ export class StreamSpool {
     return this.log.read(entry);
   }
 
-  /** Forgets every frame whose last seq is at or below `seq`; deletes segments left empty. */
+  /** Reads pending frames back into `buf` (at least their total length); a view of it per frame. */
+  async readInto(entries: readonly SpoolEntry[], buf: Buffer): Promise<Buffer[]> {
+    return this.log.readInto(entries, buf);
+  }
+
+  /** Forgets every frame whose last seq is at or below `seq`; deletes segments left empty (on the thread pool). */
   async dropThrough(seq: number): Promise<void> {
     this.log.dropThrough(seq);
+    await this.log.removalsDone();
   }
 
   async close(): Promise<void> {

@@ -3,16 +3,18 @@
  * and ships them, in order, to the master target, resuming from wherever the master target
  * says it stands.
  */
-import { verifyFrame, type FrameHeader } from '../core/wire/frame.ts';
+import { decodeRecords, readFrameHeader, verifyFrame, type FrameHeader } from '../core/wire/frame.ts';
 import { mergeFrames, mergeable } from '../core/wire/merge.ts';
-import { postBinary, getJson, PeerUnreachableError } from '../core/http/client.ts';
+import { postBinary, getJson, PeerUnreachableError, type PeerResponse } from '../core/http/client.ts';
 import type { Logger } from '../core/log.ts';
 import { StreamSpool } from './spool.ts';
 import { loadStreamState, saveStreamState } from './stream-state.ts';
 import { Mutex } from '../core/mutex.ts';
 import { Wakeable } from '../core/wakeable.ts';
 import { FRAME_VERSION_PIECES } from '../core/wire/frame.ts';
-import type { WanLink } from './wan/wan-link.ts';
+import type { ShipAnswer, WanLink } from './wan/wan-link.ts';
+import { optimiseBatch, type SpooledBatch } from './wan/optimise.ts';
+import { frameBuffers } from './frame-buffers.ts';
 import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 
 export interface MasterTargetLink {
@@ -168,6 +170,16 @@ export class Stream {
     }
   }
 
+  /** Sends a batch as spooled (merged, nothing re-encoded): without a WAN link. */
+  private async postPlain(batch: SpooledBatch): Promise<PeerResponse<ShipAnswer>> {
+    const o = optimiseBatch(batch, { optimise: false, pieces: false, pool: frameBuffers });
+    try {
+      return await postBinary<ShipAnswer>(this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, o.frame, { token: this.mt.token, tls: this.mt.tls, timeoutMs: 120_000 });
+    } finally {
+      frameBuffers.release(o.frame);
+    }
+  }
+
   private async shipOne(): Promise<void> {
     const want = this.appliedNextSeq!;
     const entry = this.spool.from(want).next().value;
@@ -188,17 +200,23 @@ export class Stream {
       entries.push(e);
       bytes += e.bytes;
     }
-    const frames = await Promise.all(entries.map((e) => this.spool.read(e)));
-    const headers = frames.map(verifyFrame);
-    let n = 1;
-    while (n < frames.length && mergeable(headers[n - 1], headers[n])) n++;
-    const header = { ...headers[n - 1], firstSeq: want };
-    const frame = n === 1 && entry.firstSeq === want ? frames[0] : mergeFrames(frames.slice(0, n), want);
-    const r = this.mt.wan
-      ? await this.mt.wan.ship(this.mt, this.machine, this.disk, frame, this.masterTargetPieces)
-      : await postBinary<{ nextSeq?: number; error?: string; reason?: string }>(
-        this.mt.url, `/v1/streams/${this.machine}/${this.disk}/batches`, frame, { token: this.mt.token, tls: this.mt.tls, timeoutMs: 120_000 },
-      );
+    const buf = frameBuffers.acquire(bytes);
+    let r: PeerResponse<ShipAnswer>;
+    let header: FrameHeader;
+    try {
+      const frames = await this.spool.readInto(entries, buf);
+      const headers = frames.map((f) => readFrameHeader(f));
+      let n = 1;
+      while (n < frames.length && mergeable(headers[n - 1], headers[n])) n++;
+      // Checked once, as they leave the spool; the batch is encoded from views of them.
+      const batch: SpooledBatch = { frames: frames.slice(0, n).map((f) => { const h = verifyFrame(f); return { header: h, records: decodeRecords(f, h) }; }), fromSeq: want };
+      header = { ...headers[n - 1], firstSeq: want };
+      r = this.mt.wan
+        ? await this.mt.wan.ship(this.mt, this.machine, this.disk, batch, this.masterTargetPieces)
+        : await this.postPlain(batch);
+    } finally {
+      frameBuffers.release(buf);
+    }
     if (r.status === 200 || r.status === 409) {
       const next = r.body.nextSeq;
       if (!Number.isSafeInteger(next)) throw new Error(`master target answered ${r.status} without a position`);

@@ -7,7 +7,8 @@
  */
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { postBinary, type PeerResponse } from '../../core/http/client.ts';
-import { addStats, emptyStats, optimiseFrame } from './optimise.ts';
+import { addStats, emptyStats, optimiseBatch, type SpooledBatch } from './optimise.ts';
+import { frameBuffers } from '../frame-buffers.ts';
 import { HeldBlocks, DEFAULT_HELD_BLOCKS } from './held-blocks.ts';
 import { FairTurns } from './fair-turns.ts';
 import { Pacer, rateAt, UNLIMITED, type BandwidthSchedule, type RateBytesPerSecond } from './bandwidth.ts';
@@ -63,24 +64,28 @@ export class WanLink {
   }
 
   /**
-   * Sends one version 1 batch (as spooled) to the master target, in its turn and within the
+   * Sends one batch of spooled frames to the master target, in its turn and within the
    * bandwidth limits. `pieces`: the master target reads version 2 frames.
    */
-  async ship(mt: { url: string; token?: string; tls?: TlsIdentity }, machine: string, disk: string, frame: Buffer, pieces: boolean): Promise<PeerResponse<ShipAnswer>> {
+  async ship(mt: { url: string; token?: string; tls?: TlsIdentity }, machine: string, disk: string, batch: SpooledBatch, pieces: boolean): Promise<PeerResponse<ShipAnswer>> {
     const release = await this.turns.acquire();
     try {
       let forceData: Set<string> | undefined;
       let usePieces = pieces && this.optimise;
       for (let attempt = 0; ; attempt++) {
-        const o = this.optimise ? optimiseFrame(frame, { pieces: usePieces, held: this.held, forceData }) : undefined;
-        const body = o?.frame ?? frame;
-        await this.pacer.take(body.length);
-        await this.machinePacer(machine)?.take(body.length);
-        const r = await postBinary<ShipAnswer>(mt.url, `/v1/streams/${machine}/${disk}/batches`, body, { token: mt.token, tls: mt.tls, timeoutMs: 120_000 });
-        this.totals.sentBytes += body.length;
+        const o = optimiseBatch(batch, { optimise: this.optimise, pieces: usePieces, held: this.held, forceData, pool: frameBuffers });
+        let r: PeerResponse<ShipAnswer>;
+        try {
+          await this.pacer.take(o.frame.length);
+          await this.machinePacer(machine)?.take(o.frame.length);
+          r = await postBinary<ShipAnswer>(mt.url, `/v1/streams/${machine}/${disk}/batches`, o.frame, { token: mt.token, tls: mt.tls, timeoutMs: 120_000 });
+          this.totals.sentBytes += o.frame.length;
+        } finally {
+          frameBuffers.release(o.frame);
+        }
         if (r.status === 200) {
-          for (const h of o?.hashes ?? []) this.held.add(h);
-          if (o) addStats(this.totals, o.stats);
+          for (const h of o.hashes) this.held.add(h);
+          if (this.optimise) addStats(this.totals, o.stats);
           this.totals.shippedBatches++;
           return r;
         }
