@@ -12,7 +12,8 @@ import { BodyTooLargeError, readBody } from '../core/http/body.ts';
 import type { Logger } from '../core/log.ts';
 import { isValidName } from '../core/names.ts';
 import { MAX_FRAME_BYTES } from '../core/wire/frame.ts';
-import { prepareBatch } from './batch.ts';
+import { releaseBatch } from './batch.ts';
+import { frameBuffers } from './frame-buffers.ts';
 import { NoSpaceError, PointOutOfRangeError, StreamUnavailableError, type DiskStream } from './disk-stream.ts';
 import { imageStream, sendImage } from './export.ts';
 import { parseBlockRange, replicaBlockHashes } from './block-hashes.ts';
@@ -55,7 +56,12 @@ class NotFound extends TidemarkError {}
 
 export function createApp(deps: AppDeps): Hono {
   const { store, log } = deps;
-  const references = deps.references ?? new ReferenceResolver(async (m, d, offset, length) => store.get(m, d)?.replica.read(offset, length));
+  const references = deps.references ?? new ReferenceResolver(async (m, d, offset, into) => {
+    const replica = store.get(m, d)?.replica;
+    if (!replica) return false;
+    await replica.readInto(into, offset);
+    return true;
+  });
   const counters = new IngestCounters();
   const app = new Hono();
 
@@ -87,26 +93,35 @@ export function createApp(deps: AppDeps): Hono {
   app.post('/v1/streams/:machine/:disk/batches', async (c) => {
     const { machine, disk } = names(c);
     deps.failover?.refuseIfFailedOver(machine);
-    const body = await readBody(c, MAX_BODY_BYTES);
-    counters.receivedBytes += body.length;
-    counters.receivedBatches++;
-    const resolved = await references.resolve(body);
-    const batch = prepareBatch(resolved.frame);
-    const h = batch.header;
-    if (h.machine !== machine || h.disk !== disk) {
-      throw new FrameError('malformed', `frame is for ${h.machine}/${h.disk}, posted to ${machine}/${disk}`);
+    const body = await readBody(c, MAX_BODY_BYTES, { pool: frameBuffers });
+    try {
+      counters.receivedBytes += body.length;
+      counters.receivedBatches++;
+      const resolved = await references.resolve(body, frameBuffers);
+      const batch = resolved.batch;
+      try {
+        const h = batch.header;
+        if (h.machine !== machine || h.disk !== disk) {
+          throw new FrameError('malformed', `frame is for ${h.machine}/${h.disk}, posted to ${machine}/${disk}`);
+        }
+        const existing = store.get(machine, disk);
+        if (!existing && h.firstSeq !== 1) return gap(c, h.firstSeq, 1);
+        const stream = existing ?? (await store.getOrCreate(machine, disk));
+        const startedMs = performance.now();
+        const r = await stream.apply(batch);
+        if (r.status === 'gap') return gap(c, h.firstSeq, r.nextSeq);
+        if (r.status === 'duplicate') return c.json({ nextSeq: r.nextSeq, duplicate: true });
+        references.remember(machine, disk, resolved.blocks);
+        counters.applied(batch, (performance.now() - startedMs) / 1000, resolved.referencedBytes);
+        log.debug('batch applied', { machine, disk, firstSeq: h.firstSeq, lastSeq: h.lastSeq, frameBytes: h.totalBytes });
+        return c.json({ nextSeq: r.nextSeq });
+      } finally {
+        releaseBatch(batch);
+      }
+    } finally {
+      // Applied (or refused): the replica and the journal have what they need of these bytes.
+      frameBuffers.release(body);
     }
-    const existing = store.get(machine, disk);
-    if (!existing && h.firstSeq !== 1) return gap(c, h.firstSeq, 1);
-    const stream = existing ?? (await store.getOrCreate(machine, disk));
-    const startedMs = performance.now();
-    const r = await stream.apply(batch);
-    if (r.status === 'gap') return gap(c, h.firstSeq, r.nextSeq);
-    if (r.status === 'duplicate') return c.json({ nextSeq: r.nextSeq, duplicate: true });
-    references.remember(machine, disk, resolved.blocks);
-    counters.applied(batch, (performance.now() - startedMs) / 1000, resolved.referencedBytes);
-    log.debug('batch applied', { machine, disk, firstSeq: h.firstSeq, lastSeq: h.lastSeq, frameBytes: h.totalBytes });
-    return c.json({ nextSeq: r.nextSeq });
   });
 
   app.get('/metrics', (c) => c.body(renderMetrics(masterTargetMetrics(counters, store, deps.views, references)), 200, { 'content-type': METRICS_CONTENT_TYPE }));

@@ -1,17 +1,18 @@
 /**
  * Turns a version 2 frame (PIECES records: literal, compressed, zero and referenced pieces)
- * back into a plain version 1 frame before anything is applied, so the journal and the apply
- * path only ever see ordinary WRITE records. A reference resolves to a block of the same
+ * into the batch a plain version 1 frame would give before anything is applied, so the
+ * journal and the apply path only ever see ordinary WRITE records. A reference resolves to a block of the same
  * batch or to one the content index points at, and only if the bytes found there hash to the
  * reference: the replica changes, so the index is a hint, never trusted. Any reference that
  * cannot be resolved fails the whole batch with the list of missing hashes (nothing applied);
  * the process server then sends those blocks as data.
  */
 import { TidemarkError, FrameError } from '../../core/errors.ts';
-import { decompress } from '../../core/lz4.ts';
-import { decodeFrameOf, FRAME_VERSION, FRAME_VERSION_PIECES, RecordType } from '../../core/wire/frame.ts';
+import type { BufferPool } from '../../core/buffer-pool.ts';
+import { decompressInto } from '../../core/lz4.ts';
+import { CHECKSUM_BYTES, decodeRecords, FRAME_HEADER_BYTES, FRAME_VERSION, FRAME_VERSION_PIECES, MAX_FRAME_BYTES, RECORD_HEADER_BYTES, RecordType, verifyFrameOf } from '../../core/wire/frame.ts';
 import { contentHash, hashName, PieceKind, readPieces, type Piece } from '../../core/wire/pieces.ts';
-import { encodeRawFrame, type RawRecord } from '../../core/wire/raw-frame.ts';
+import { prepareRecords, releaseBatch, type PreparedBatch } from '../batch.ts';
 import { ContentIndex, type BlockLocation } from './content-index.ts';
 
 /** Frame versions this master target reads. */
@@ -26,12 +27,12 @@ export class MissingBlocksError extends TidemarkError {
   }
 }
 
-/** Reads bytes of a stream's replica; undefined when the stream is gone. */
-export type ReplicaReader = (machine: string, disk: string, offset: number, lengthBytes: number) => Promise<Buffer | undefined>;
+/** Reads bytes of a stream's replica into `into`; false when the stream is gone. */
+export type ReplicaReader = (machine: string, disk: string, offset: number, into: Buffer) => Promise<boolean>;
 
-export interface ResolvedFrame {
-  /** A version 1 frame, as a process server of version 1 would have sent it. */
-  frame: Buffer;
+export interface ResolvedBatch {
+  /** The batch with every PIECES record a plain WRITE, as a version 1 frame would have given it. */
+  batch: PreparedBatch;
   /** Blocks with a content hash and where this batch puts them: index them once it is applied. */
   blocks: Array<{ name: string; offset: number; lengthBytes: number }>;
   /** Bytes that arrived as references. */
@@ -45,10 +46,15 @@ export class ReferenceResolver {
 
   constructor(private readonly read: ReplicaReader, readonly index = new ContentIndex()) {}
 
-  /** Resolves a checked frame of version 1 or 2; throws FrameError or MissingBlocksError. */
-  async resolve(buf: Buffer): Promise<ResolvedFrame> {
-    const { header, records } = decodeFrameOf(buf, READABLE_VERSIONS);
-    if (header.version === FRAME_VERSION) return { frame: buf, blocks: [], referencedBytes: 0 };
+  /**
+   * Checks a frame of version 1 or 2 (once) and prepares it for applying, resolving its
+   * references; throws FrameError or MissingBlocksError. With `pool`, the resolved and
+   * decompressed bytes live in its buffers: `releaseBatch` gives them back.
+   */
+  async resolve(buf: Buffer, pool?: BufferPool): Promise<ResolvedBatch> {
+    const header = verifyFrameOf(buf, READABLE_VERSIONS);
+    const records = decodeRecords(buf, header);
+    if (header.version === FRAME_VERSION) return { batch: prepareRecords(header, records, pool), blocks: [], referencedBytes: 0 };
     const pieced = records.map((r) => (r.type === RecordType.PIECES ? readPieces(r.payload, r.lengthBytes, r.seq) : undefined));
     // Blocks of this batch, by hash: a reference may name one sent earlier or later in it.
     const local = new Map<string, Piece>();
@@ -56,77 +62,111 @@ export class ReferenceResolver {
     const found = new Map<string, Buffer>();
     const missing = new Set<string>();
     let referencedBytes = 0;
-    for (const ps of pieced) {
-      for (const p of ps ?? []) {
-        if (p.kind !== PieceKind.REF) continue;
-        referencedBytes += p.lengthBytes;
-        const name = hashName(p.hash);
-        if (found.has(name) || missing.has(name)) continue;
-        const bytes = (await this.fromBatch(local.get(name), p.lengthBytes, p.hash)) ?? (await this.fromReplica(name, p.lengthBytes, p.hash));
-        if (bytes) found.set(name, bytes);
-        else missing.add(name);
-      }
-    }
-    this.resolvedCount += found.size;
-    if (missing.size) {
-      this.missingCount += missing.size;
-      throw new MissingBlocksError([...missing]);
-    }
-    const blocks: ResolvedFrame['blocks'] = [];
-    const out: RawRecord[] = records.map((r, i) => {
-      const ps = pieced[i];
-      if (!ps) return { type: r.type, compressed: r.compressed, offset: r.offset, lengthBytes: r.lengthBytes, payload: r.payload };
-      const data = Buffer.allocUnsafe(r.lengthBytes);
-      let at = 0;
-      for (const p of ps) {
-        if (p.kind === PieceKind.ZERO) data.fill(0, at, at + p.lengthBytes);
-        else {
-          const bytes = p.kind === PieceKind.REF ? found.get(hashName(p.hash))! : pieceData(p, r.seq);
-          bytes.copy(data, at);
-          blocks.push({ name: hashName(p.hash), offset: r.offset + at, lengthBytes: p.lengthBytes });
-        }
-        at += p.lengthBytes;
-      }
-      return { type: RecordType.WRITE, offset: r.offset, lengthBytes: r.lengthBytes, payload: data };
-    });
+    const scratch: Buffer[] = [];
+    const take = (bytes: number) => {
+      const b = pool ? pool.acquire(bytes) : Buffer.allocUnsafe(bytes);
+      scratch.push(b);
+      return b;
+    };
     try {
-      return { frame: encodeRawFrame({ ...header, version: FRAME_VERSION }, out), blocks, referencedBytes };
-    } catch (err) {
-      throw new FrameError('too-large', `batch seq ${header.firstSeq}..${header.lastSeq} resolves to more than one frame can hold: ${(err as Error).message}`);
+      for (const ps of pieced) {
+        for (const p of ps ?? []) {
+          if (p.kind !== PieceKind.REF) continue;
+          referencedBytes += p.lengthBytes;
+          const name = hashName(p.hash);
+          if (found.has(name) || missing.has(name)) continue;
+          const bytes = this.fromBatch(local.get(name), p.lengthBytes, p.hash, take) ?? (await this.fromReplica(name, p.lengthBytes, p.hash, take));
+          if (bytes) found.set(name, bytes);
+          else missing.add(name);
+        }
+      }
+      this.resolvedCount += found.size;
+      if (missing.size) {
+        this.missingCount += missing.size;
+        throw new MissingBlocksError([...missing]);
+      }
+      // What a version 1 frame of the same records would take.
+      let resolvedBytes = FRAME_HEADER_BYTES + buf.readUInt8(48) + buf.readUInt8(49) + CHECKSUM_BYTES;
+      let piecedBytes = 0;
+      records.forEach((r, i) => {
+        resolvedBytes += RECORD_HEADER_BYTES + (pieced[i] ? r.lengthBytes : r.payload.length);
+        if (pieced[i]) piecedBytes += r.lengthBytes;
+      });
+      if (resolvedBytes > MAX_FRAME_BYTES) {
+        throw new FrameError('too-large', `batch seq ${header.firstSeq}..${header.lastSeq} resolves to more than one frame can hold: frame of ${resolvedBytes} bytes exceeds ${MAX_FRAME_BYTES}`);
+      }
+      const blocks: ResolvedBatch['blocks'] = [];
+      const batch = prepareRecords(header, records.map((r, i) => (pieced[i] ? { ...r, type: RecordType.WRITE, compressed: false, payload: EMPTY } : r)), pool);
+      try {
+        // Every PIECES record's bytes, back to back in one buffer.
+        const all = piecedBytes ? (pool ? pool.acquire(piecedBytes) : Buffer.allocUnsafe(piecedBytes)) : EMPTY;
+        if (piecedBytes && pool) batch.pooled.push(all);
+        let start = 0;
+        batch.records.forEach((p, i) => {
+          const ps = pieced[i];
+          if (!ps) return;
+          const data = all.subarray(start, start + p.lengthBytes);
+          start += p.lengthBytes;
+          let at = 0;
+          for (const piece of ps) {
+            if (piece.kind === PieceKind.ZERO) data.fill(0, at, at + piece.lengthBytes);
+            else {
+              if (piece.kind === PieceKind.REF) data.set(found.get(hashName(piece.hash))!, at);
+              else if (piece.kind === PieceKind.DATA) data.set(piece.data, at);
+              else decompressPiece(piece, data, at, p.seq);
+              blocks.push({ name: hashName(piece.hash), offset: p.offset + at, lengthBytes: piece.lengthBytes });
+            }
+            at += piece.lengthBytes;
+          }
+          p.data = data;
+          p.stored = { ...p.stored, payload: data };
+        });
+      } catch (e) {
+        releaseBatch(batch);
+        throw e;
+      }
+      return { batch, blocks, referencedBytes };
+    } finally {
+      if (pool) for (const b of scratch) pool.release(b);
     }
   }
 
-  /** Indexes the blocks of an applied batch. */
-  remember(machine: string, disk: string, blocks: ResolvedFrame['blocks']): void {
+/** Indexes the blocks of an applied batch. */
+  remember(machine: string, disk: string, blocks: ResolvedBatch['blocks']): void {
     for (const b of blocks) this.index.note(b.name, { machine, disk, offset: b.offset, lengthBytes: b.lengthBytes });
   }
 
-  private async fromBatch(p: Piece | undefined, lengthBytes: number, hash: Buffer): Promise<Buffer | undefined> {
+  /** The bytes of a piece of this batch that a reference names, if they hash to it. */
+  private fromBatch(p: Piece | undefined, lengthBytes: number, hash: Buffer, take: (bytes: number) => Buffer): Buffer | undefined {
     if (!p || p.lengthBytes !== lengthBytes || p.kind === PieceKind.ZERO || p.kind === PieceKind.REF) return undefined;
-    const bytes = pieceData(p, -1);
+    let bytes: Buffer;
+    if (p.kind === PieceKind.DATA) bytes = p.data;
+    else decompressPiece(p, (bytes = take(lengthBytes)), 0, -1);
     return contentHash(bytes).equals(hash) ? bytes : undefined;
   }
 
-  private async fromReplica(name: string, lengthBytes: number, hash: Buffer): Promise<Buffer | undefined> {
+  private async fromReplica(name: string, lengthBytes: number, hash: Buffer, take: (bytes: number) => Buffer): Promise<Buffer | undefined> {
     const at: BlockLocation | undefined = this.index.lookup(name);
     if (!at || at.lengthBytes !== lengthBytes) return undefined;
-    let bytes: Buffer | undefined;
+    const bytes = take(lengthBytes);
+    let read: boolean;
     try {
-      bytes = await this.read(at.machine, at.disk, at.offset, lengthBytes);
+      read = await this.read(at.machine, at.disk, at.offset, bytes);
     } catch {
-      bytes = undefined;
+      read = false;
     }
-    if (bytes && contentHash(bytes).equals(hash)) return bytes;
+    if (read && contentHash(bytes).equals(hash)) return bytes;
     this.index.forget(name);
     return undefined;
   }
 }
 
-function pieceData(p: Piece, seq: number): Buffer {
-  if (p.kind === PieceKind.DATA) return p.data;
-  if (p.kind !== PieceKind.LZ4) throw new TypeError('only data pieces carry bytes');
+const EMPTY = Buffer.alloc(0);
+
+function decompressPiece(p: Piece, out: Buffer, at: number, seq: number): void {
+  if (p.kind !== PieceKind.LZ4) throw new TypeError('only compressed pieces decompress');
   try {
-    return decompress(p.packed, p.lengthBytes);
+    decompressInto(p.packed, p.lengthBytes, out, at);
   } catch (cause) {
     throw new FrameError('malformed', `record seq ${seq}: ${(cause as Error).message}`);
   }
