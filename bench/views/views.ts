@@ -1,18 +1,20 @@
 /**
  * Views benchmark: time to first byte of a view (open through the API, read 4 KiB) for a
- * 1 GiB and a 16 GiB disk, and materialisation MB/s beside `qemu-img convert` of a plain raw
- * image of the same size. Run: `node --import tsx bench/views/views.ts [SIZE_GIB_FOR_COPY]`.
+ * 1 GiB and a 16 GiB disk, and materialisation MiB/s beside `qemu-img convert` of a plain raw
+ * image of the same size (medians of several rounds, see materialise-vs-qemu.ts).
+ * Run: `node --import tsx bench/views/views.ts [SIZE_GIB_FOR_COPY] [--rounds N] [--no-qcow2]`.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { silentLogger } from '../../core/log.ts';
 import { encodeFrame, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
 import { openMasterTarget, type MasterTargetApp } from '../../master-target/server.ts';
 import { materialise } from '../../master-target/views/materialise.ts';
 import { tempDir } from '../../test/master-target/support.ts';
+import { compare, countFlushes, type Contender } from './materialise-vs-qemu.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -42,7 +44,10 @@ async function writeDisk(mt: MasterTargetApp, machine: string, diskBytes: number
 }
 
 async function main(): Promise<void> {
-  const copyGiB = Number(process.argv[2] ?? 1);
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { rounds: { type: 'string', default: '5' }, 'no-qcow2': { type: 'boolean', default: false } } });
+  const copyGiB = Number(positionals[0] ?? 1);
+  const rounds = Number(values.rounds);
+  const withQcow2 = !values['no-qcow2'];
   const dir = await tempDir('bench-views');
   const mt = await openMasterTarget({ dataDir: dir.path, retentionSeconds: 86400 * 365, log: silentLogger, nbd: { host: '127.0.0.1', port: 0 } });
   try {
@@ -70,7 +75,6 @@ async function main(): Promise<void> {
       await mt.app.request(`/v1/views/${view.id}`, { method: 'DELETE' });
     }
 
-    process.stdout.write(`\nmaterialisation of a ${copyGiB} GiB disk at a point (undo laid back) beside qemu-img convert of a plain raw image\n`);
     const size = copyGiB * GiB;
     let seq = await writeDisk(mt, 'copy', size, size, 1, t0, 3);
     const point = seq - 1;
@@ -78,27 +82,53 @@ async function main(): Promise<void> {
     const stream = mt.store.get('copy', 'disk0')!;
     const plain = join(dir.path, 'plain.img');
     await copyFile(join(dir.path, 'streams/copy/disk0/replica.img'), plain);
-    await run('sync');
-    const rows: Array<[string, number]> = [];
-    for (let round = 0; round < 2; round++) {
+    // Both sources are read once before the rounds, so that every contender reads from the page cache.
+    await run('sh', ['-c', `find ${join(dir.path, 'streams/copy/disk0')} ${plain} -type f -exec cat {} + > /dev/null`]);
+
+    const small = join(dir.path, 'small.img');
+    await run('sh', ['-c', `head -c ${64 * MiB} ${plain} > ${small}`]);
+    const flushes = await countFlushes(['convert', '-f', 'raw', '-O', 'raw', small, `${small}.out`], dir.path);
+    await rm(`${small}.out`, { force: true });
+    const flushesDirect = await countFlushes(['convert', '-t', 'none', '-f', 'raw', '-O', 'raw', small, `${small}.out`], dir.path);
+    await rm(`${small}.out`, { force: true });
+    process.stdout.write(
+      flushes === undefined
+        ? '\nstrace is not installed: the peers\' flushes were not checked\n'
+        : `\nstrace: qemu-img convert calls fsync/fdatasync ${flushes} times; with -t none (O_DIRECT) ${flushesDirect} times\n`,
+    );
+
+    const materialiseWith = (format: 'raw' | 'qcow2') => async (out: string) => {
       const reader = stream.openReader(point);
-      const out = join(dir.path, `m${round}.img`);
-      const m = await materialise(reader, out);
-      await reader.close();
-      rows.push(['tidemark materialise (raw)', size / MiB / m.seconds]);
-      await rm(out);
-      const q0 = performance.now();
-      await run('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', plain, join(dir.path, `q${round}.img`)]);
-      rows.push(['qemu-img convert raw -> raw', size / MiB / ((performance.now() - q0) / 1000)]);
-      // qemu-img convert does not flush its output; materialise does (a failover image must survive a crash).
-      await run('sync', ['-d', join(dir.path, `q${round}.img`)]);
-      rows.push(['  the same, then sync -d', size / MiB / ((performance.now() - q0) / 1000)]);
-      await rm(join(dir.path, `q${round}.img`));
+      try {
+        await materialise(reader, out, { format });
+      } finally {
+        await reader.close();
+      }
+    };
+    const qemu = (args: string[]) => async (out: string) => void (await run('qemu-img', ['convert', ...args, plain, out]));
+    const raw: Contender[] = [
+      { name: 'tidemark materialise, raw (fdatasync, rename, dir sync)', durable: true, ours: true, run: materialiseWith('raw') },
+      { name: 'qemu-img convert -O raw', durable: false, run: qemu(['-f', 'raw', '-O', 'raw']) },
+      {
+        name: 'qemu-img convert -O raw, then sync -d',
+        durable: true,
+        run: async (out) => {
+          await qemu(['-f', 'raw', '-O', 'raw'])(out);
+          await run('sync', ['-d', out]);
+        },
+      },
+      { name: 'qemu-img convert -t none -O raw (O_DIRECT, fdatasync)', durable: true, likeForLike: true, run: qemu(['-t', 'none', '-f', 'raw', '-O', 'raw']) },
+    ];
+    const title = `materialisation of a ${copyGiB} GiB disk at a point (1/8 of it overwritten after the point) beside qemu-img convert of a plain raw image of the same size`;
+    await compare(`${title}; raw`, raw, size, rounds, dir.path);
+    if (withQcow2) {
+      const qcow2: Contender[] = [
+        { name: 'tidemark materialise, qcow2 (durable)', durable: true, ours: true, run: materialiseWith('qcow2') },
+        { name: 'qemu-img convert -O qcow2', durable: false, run: qemu(['-f', 'raw', '-O', 'qcow2']) },
+        { name: 'qemu-img convert -t none -O qcow2 (O_DIRECT, fdatasync)', durable: true, likeForLike: true, run: qemu(['-t', 'none', '-f', 'raw', '-O', 'qcow2']) },
+      ];
+      await compare(`${title}; qcow2`, qcow2, size, rounds, dir.path);
     }
-    for (const [what, mbs] of rows) process.stdout.write(`  ${what.padEnd(30)} ${mbs.toFixed(0).padStart(6)} MiB/s\n`);
-    const ours = Math.max(...rows.filter((r) => r[0].startsWith('tidemark')).map((r) => r[1]));
-    const peer = Math.max(...rows.filter((r) => r[0].startsWith('qemu')).map((r) => r[1]));
-    process.stdout.write(`  best of 2: ${(ours / peer).toFixed(2)}x of qemu-img convert\n`);
   } finally {
     await mt.close();
     await dir.remove();
