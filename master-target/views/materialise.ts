@@ -6,11 +6,12 @@
  * (temporary name, fdatasync, rename).
  */
 import { execFile } from 'node:child_process';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { TidemarkError } from '../../core/errors.ts';
 import { syncDir } from '../../core/fsutil.ts';
 import { isAllZero } from '../replica.ts';
+import { ImageWriter } from './image-writer.ts';
 
 export type ImageFormat = 'raw' | 'qcow2';
 
@@ -20,8 +21,6 @@ export const MATERIALISE_CHUNK_BYTES = 8 * 1024 * 1024;
 const CHUNKS_IN_FLIGHT = 4;
 /** Zero detection granularity: a zero block inside a chunk stays a hole. */
 const HOLE_BYTES = 64 * 1024;
-/** Written bytes after which a background fdatasync starts, so that the last one has little left to flush. */
-const SYNC_EVERY_BYTES = 512 * 1024 * 1024;
 
 /** What materialising needs of a point-in-time reader. */
 export interface MaterialiseSource {
@@ -43,6 +42,8 @@ export interface MaterialiseOptions {
   onProgress?: (p: MaterialiseProgress) => void;
   signal?: AbortSignal;
   qemuImgPath?: string;
+  /** Write whole blocks with O_DIRECT where the filesystem allows (default true); false writes through the page cache. */
+  directIo?: boolean;
 }
 
 export interface MaterialiseResult {
@@ -53,6 +54,8 @@ export interface MaterialiseResult {
   writtenBytes: number;
   /** Bytes read from the reader (the rest were known to be zero). */
   readBytes: number;
+  /** Of the bytes written, those written with O_DIRECT (bypassing the page cache). */
+  directBytes: number;
   seconds: number;
 }
 
@@ -74,7 +77,7 @@ export async function materialise(reader: MaterialiseSource, path: string, opts:
   const started = performance.now();
   const format = opts.format ?? 'raw';
   const rawPath = format === 'raw' ? `${path}.tmp-${process.pid}` : `${path}.raw.tmp-${process.pid}`;
-  let counts: { writtenBytes: number; readBytes: number };
+  let counts: { writtenBytes: number; readBytes: number; directBytes: number };
   try {
     // The raw image of a qcow2 conversion is thrown away: it needs no sync.
     counts = await writeRaw(reader, rawPath, started, format === 'raw', opts);
@@ -102,14 +105,14 @@ export async function materialise(reader: MaterialiseSource, path: string, opts:
   return { path, format, sizeBytes: reader.sizeBytes, ...counts, seconds: (performance.now() - started) / 1000 };
 }
 
-async function writeRaw(reader: MaterialiseSource, path: string, started: number, durable: boolean, opts: MaterialiseOptions): Promise<{ writtenBytes: number; readBytes: number }> {
+async function writeRaw(reader: MaterialiseSource, path: string, started: number, durable: boolean, opts: MaterialiseOptions): Promise<{ writtenBytes: number; readBytes: number; directBytes: number }> {
   const total = reader.sizeBytes;
-  const fh = await open(path, 'wx', 0o600);
+  // The file gets its size first: everything not written below stays a hole.
+  const writer = await ImageWriter.create(path, total, { direct: opts.directIo ?? true, syncWhileWriting: durable });
   let writtenBytes = 0;
   let readBytes = 0;
   let doneBytes = 0;
   let reportedAt = performance.now();
-  const syncer = new BackgroundSync(fh);
   const progress = () => {
     const now = performance.now();
     if (opts.onProgress && now - reportedAt >= 1000) {
@@ -118,12 +121,10 @@ async function writeRaw(reader: MaterialiseSource, path: string, started: number
     }
   };
   try {
-    // The file gets its size first: everything not written below stays a hole.
-    await fh.truncate(total);
+    const bufs = writer.buffers(CHUNKS_IN_FLIGHT, Math.min(MATERIALISE_CHUNK_BYTES, Math.max(total, 1)));
     let next = 0;
     let failed = false;
-    const worker = async () => {
-      const buf = Buffer.allocUnsafe(Math.min(MATERIALISE_CHUNK_BYTES, Math.max(total, 1)));
+    const worker = async (buf: Buffer) => {
       while (next < total && !failed) {
         opts.signal?.throwIfAborted();
         const at = next;
@@ -131,13 +132,13 @@ async function writeRaw(reader: MaterialiseSource, path: string, started: number
         next += n;
         const ranges = reader.dataRanges ? reader.dataRanges(at, n) : [[at, at + n] as [number, number]];
         for (const [s, t] of ranges) {
+          // The piece sits in the buffer where its offset falls in the chunk: chunk and buffer agree on alignment.
           const piece = buf.subarray(s - at, t - at);
           await reader.readInto(piece, s);
           readBytes += piece.length;
           for (const [ws, wt] of nonZeroRuns(piece)) {
-            await writeAll(fh, piece.subarray(ws, wt), s + ws);
+            await writer.write(piece.subarray(ws, wt), s + ws);
             writtenBytes += wt - ws;
-            if (durable) syncer.wrote(wt - ws);
           }
         }
         doneBytes += n;
@@ -145,19 +146,19 @@ async function writeRaw(reader: MaterialiseSource, path: string, started: number
       }
     };
     // Every worker stops before the file is closed, the first failure is the one reported.
-    const results = await Promise.allSettled(Array.from({ length: CHUNKS_IN_FLIGHT }, () => worker().catch((err: unknown) => {
+    const results = await Promise.allSettled(bufs.map((buf) => worker(buf).catch((err: unknown) => {
       failed = true;
       throw err;
     })));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
-    if (durable) await syncer.finish();
+    if (durable) await writer.finish();
+    else await writer.flushDeferred();
   } finally {
-    await syncer.settle();
-    await fh.close();
+    await writer.close();
   }
   opts.onProgress?.({ doneBytes: total, totalBytes: total, seconds: (performance.now() - started) / 1000 });
-  return { writtenBytes, readBytes };
+  return { writtenBytes, readBytes, directBytes: writer.counts.directBytes };
 }
 
 /** The runs of `buf` made of blocks that are not all zero, as [start, end) offsets in `buf`. */
@@ -171,48 +172,6 @@ function nonZeroRuns(buf: Buffer): Array<[number, number]> {
     else out.push([at, end]);
   }
   return out;
-}
-
-async function writeAll(fh: FileHandle, data: Buffer, position: number): Promise<void> {
-  for (let done = 0; done < data.length; ) {
-    const { bytesWritten } = await fh.write(data, done, data.length - done, position + done);
-    if (bytesWritten <= 0) throw new Error(`write wrote nothing at byte ${position + done}`);
-    done += bytesWritten;
-  }
-}
-
-/**
- * fdatasyncs a file being written every SYNC_EVERY_BYTES in the background, so that the final
- * sync does not flush the whole image at once while nothing else happens.
- */
-class BackgroundSync {
-  private pendingBytes = 0;
-  private running?: Promise<void>;
-  private failed?: unknown;
-
-  constructor(private readonly fh: FileHandle) {}
-
-  wrote(bytes: number): void {
-    this.pendingBytes += bytes;
-    if (this.pendingBytes < SYNC_EVERY_BYTES || this.running) return;
-    this.pendingBytes = 0;
-    this.running = this.fh
-      .datasync()
-      .catch((err: unknown) => void (this.failed = err))
-      .finally(() => (this.running = undefined));
-  }
-
-  /** The last sync: everything written is on stable storage when it returns. */
-  async finish(): Promise<void> {
-    await this.running;
-    if (this.failed) throw this.failed;
-    await this.fh.datasync();
-  }
-
-  /** Waits for a sync still running (before the file is closed). */
-  async settle(): Promise<void> {
-    await this.running;
-  }
 }
 
 async function syncFile(path: string): Promise<void> {

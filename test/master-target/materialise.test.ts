@@ -9,6 +9,7 @@ import { encodeFrame, FrameFlag, RecordType } from '../../core/wire/frame.ts';
 import { prepareBatch } from '../../master-target/batch.ts';
 import { DiskStream } from '../../master-target/disk-stream.ts';
 import { materialise, type MaterialiseProgress } from '../../master-target/views/materialise.ts';
+import { mountRamfs, takesDirectIo } from './direct-io-support.ts';
 import { generateBatches, referenceHash, sha256, tempDir } from './support.ts';
 
 const MiB = 1024 * 1024;
@@ -57,7 +58,74 @@ describe('materialise', () => {
     }
   });
 
-  it('leaves never-written blocks as holes without reading them, and zero blocks as holes', async () => {
+  it('writes the same image with O_DIRECT and through the page cache', async () => {
+    const direct = await takesDirectIo(dir.path);
+    for (const seq of [Math.floor((stream.nextSeq - 1) / 3), stream.nextSeq - 1]) {
+      const reader = stream.openReader(seq);
+      try {
+        const viaDirect = await materialise(reader, join(dir.path, `d${seq}.img`));
+        const viaCache = await materialise(reader, join(dir.path, `b${seq}.img`), { directIo: false });
+        assert.equal(sha256(await readFile(join(dir.path, `d${seq}.img`))), hashAt(seq), `direct image at seq ${seq}`);
+        assert.equal(sha256(await readFile(join(dir.path, `b${seq}.img`))), hashAt(seq), `buffered image at seq ${seq}`);
+        assert.equal(viaDirect.writtenBytes, viaCache.writtenBytes);
+        assert.equal(viaCache.directBytes, 0);
+        // Every written run is whole 64 KiB blocks except at the end of the disk.
+        if (direct) assert.ok(viaDirect.directBytes >= viaDirect.writtenBytes - 64 * 1024 && viaDirect.directBytes > 0, `${viaDirect.directBytes} of ${viaDirect.writtenBytes} bytes direct`);
+        else assert.equal(viaDirect.directBytes, 0, 'this folder refuses O_DIRECT');
+        assert.equal((await stat(join(dir.path, `d${seq}.img`))).blocks, (await stat(join(dir.path, `b${seq}.img`))).blocks, 'the same blocks allocated');
+      } finally {
+        await reader.close();
+      }
+    }
+  });
+
+  it('writes an odd-sized disk whole, its partial last block included', async () => {
+    const d = await tempDir('materialise-odd');
+    const s = await DiskStream.open(join(d.path, 'stream'), 'm1', 'disk0', { segmentBytes: 64 * MiB, segmentMaxAgeMs: 3600_000 }, silentLogger);
+    try {
+      const diskBytes = 9 * MiB + 1000;
+      const data = Buffer.alloc(2 * MiB + 1000);
+      for (let i = 0; i < data.length; i++) data[i] = (i % 251) + 1;
+      await s.apply(prepareBatch(encodeFrame({ machine: 'm1', disk: 'disk0', firstSeq: 1, timeMs: Date.now(), diskBytes, flags: FrameFlag.ORDERED, records: [{ type: RecordType.WRITE, offset: 7 * MiB, data }] })));
+      const reader = s.openReader(1);
+      try {
+        for (const directIo of [true, false]) {
+          const out = join(d.path, `odd-${directIo}.img`);
+          const r = await materialise(reader, out, { directIo });
+          const img = await readFile(out);
+          assert.equal(img.length, diskBytes);
+          assert.ok(img.subarray(7 * MiB).equals(data), `the written tail, directIo ${directIo}`);
+          assert.equal(img.subarray(0, 7 * MiB).some((b) => b !== 0), false);
+          assert.equal(r.writtenBytes, data.length);
+          if (directIo && (await takesDirectIo(d.path))) assert.equal(r.directBytes, 2 * MiB, 'whole blocks direct, the partial last block buffered');
+        }
+      } finally {
+        await reader.close();
+      }
+    } finally {
+      await s.close();
+      await d.remove();
+    }
+  });
+
+  it('writes through the page cache where the filesystem refuses O_DIRECT', async (t) => {
+    const ramfs = await mountRamfs(dir.path);
+    if (!ramfs) return t.skip('cannot mount a ramfs here (needs root)');
+    const seq = stream.nextSeq - 1;
+    const reader = stream.openReader(seq);
+    try {
+      const out = join(ramfs.path, 'r.img');
+      const r = await materialise(reader, out);
+      assert.equal(r.directBytes, 0);
+      assert.ok(r.writtenBytes > 0);
+      assert.equal(sha256(await readFile(out)), hashAt(seq));
+    } finally {
+      await reader.close();
+      await ramfs.unmount();
+    }
+  });
+
+  for (const directIo of [true, false]) it(`leaves never-written blocks as holes without reading them, and zero blocks as holes (directIo ${directIo})`, async () => {
     const d = await tempDir('materialise-sparse');
     const s = await DiskStream.open(join(d.path, 'stream'), 'm1', 'disk0', { segmentBytes: 64 * MiB, segmentMaxAgeMs: 3600_000 }, silentLogger);
     try {
@@ -80,7 +148,7 @@ describe('materialise', () => {
       const reader = s.openReader(3);
       try {
         const out = join(d.path, 'sparse.img');
-        const r = await materialise(reader, out);
+        const r = await materialise(reader, out, { directIo });
         assert.ok(r.readBytes <= 5 * MiB, `read ${r.readBytes} bytes of a disk with 4 MiB in written blocks`);
         assert.equal(r.writtenBytes, 2 * MiB + 64 * 1024, 'only the non-zero 64 KiB blocks are written');
         const st = await stat(out);
