@@ -120,19 +120,13 @@ export class ImageWriter {
     if (end > start) await this.writeDirect(data.subarray(start, end), position + start);
   }
 
-  /** Writes what was deferred and makes the image durable (fdatasync). */
-  async finish(): Promise<void> {
+  /** Writes what was deferred and, with `sync` (the default), makes the image durable (fdatasync). */
+  async finish(sync = true): Promise<void> {
     await this.switching;
     for (const d of this.deferred.splice(0)) await this.writeBuffered(d.data, d.position, false);
     await this.syncing;
     if (this.syncFailed) throw this.syncFailed;
-    await this.fh.datasync();
-  }
-
-  /** Writes what was deferred without syncing (for an image thrown away later). */
-  async flushDeferred(): Promise<void> {
-    await this.switching;
-    for (const d of this.deferred.splice(0)) await this.writeBuffered(d.data, d.position, false);
+    if (sync) await this.fh.datasync();
   }
 
   /** Closes both descriptors once nothing runs on them; call after every write settled. */

@@ -1,17 +1,17 @@
 /**
  * Materialising a point-in-time reader into a new disk image: raw, or qcow2 through
- * `qemu-img convert` from a temporary raw image. Blocks never written are left as holes
- * without being read; the rest is read in large chunks, several in flight, from reused
- * buffers, and only its non-zero blocks are written. The image appears only when complete
- * (temporary name, fdatasync, rename).
+ * `qemu-img convert` reading the reader over NBD (qcow2-convert.ts). Raw: blocks never
+ * written are left as holes without being read; the rest is read in large chunks, several in
+ * flight, into reused page-aligned buffers, and only its non-zero blocks are written, whole
+ * 4 KiB blocks with O_DIRECT where the filesystem allows (image-writer.ts). The image appears
+ * only when complete and durable (temporary name, fdatasync, rename, directory sync).
  */
-import { execFile } from 'node:child_process';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { TidemarkError } from '../../core/errors.ts';
 import { syncDir } from '../../core/fsutil.ts';
 import { isAllZero } from '../replica.ts';
 import { ImageWriter } from './image-writer.ts';
+import { convertRawToQcow2, convertToQcow2, nbdIsCheaper, planInputs } from './qcow2-convert.ts';
 
 export type ImageFormat = 'raw' | 'qcow2';
 
@@ -50,17 +50,18 @@ export interface MaterialiseResult {
   path: string;
   format: ImageFormat;
   sizeBytes: number;
-  /** Bytes actually written (the rest are holes). */
+  /** Bytes actually written (the rest are holes); for qcow2, the size of the image file. */
   writtenBytes: number;
   /** Bytes read from the reader (the rest were known to be zero). */
   readBytes: number;
-  /** Of the bytes written, those written with O_DIRECT (bypassing the page cache). */
+  /** Of the bytes written, those written with O_DIRECT (bypassing the page cache); raw only. */
   directBytes: number;
   seconds: number;
 }
 
-/** `qemu-img` failed or is missing. */
-export class MaterialiseError extends TidemarkError {}
+export { MaterialiseError } from './materialise-error.ts';
+
+type Counts = Pick<MaterialiseResult, 'writtenBytes' | 'readBytes' | 'directBytes'>;
 
 /**
  * Writes the disk `reader` shows to `path` (which must not be in use).
@@ -76,36 +77,53 @@ export class MaterialiseError extends TidemarkError {}
 export async function materialise(reader: MaterialiseSource, path: string, opts: MaterialiseOptions = {}): Promise<MaterialiseResult> {
   const started = performance.now();
   const format = opts.format ?? 'raw';
-  const rawPath = format === 'raw' ? `${path}.tmp-${process.pid}` : `${path}.raw.tmp-${process.pid}`;
-  let counts: { writtenBytes: number; readBytes: number; directBytes: number };
+  const tmp = `${path}.tmp-${process.pid}`;
+  let counts: Counts;
   try {
-    // The raw image of a qcow2 conversion is thrown away: it needs no sync.
-    counts = await writeRaw(reader, rawPath, started, format === 'raw', opts);
     if (format === 'qcow2') {
-      const tmp = `${path}.tmp-${process.pid}`;
-      try {
-        await qemuImgConvert(opts.qemuImgPath ?? 'qemu-img', rawPath, tmp, opts.signal);
-        // qemu-img convert does not flush its output: sync it before it gets its name.
-        await syncFile(tmp);
-        await rename(tmp, path);
-      } catch (err) {
-        await unlink(tmp).catch(() => undefined);
-        throw err;
-      } finally {
-        await unlink(rawPath).catch(() => undefined);
-      }
-    } else {
-      await rename(rawPath, path);
-    }
+      counts = await writeQcow2(reader, tmp, started, opts);
+      // Our own sync, whatever qemu-img's cache mode did: the image must survive a crash.
+      await syncFile(tmp);
+    } else counts = await writeRaw(reader, tmp, started, opts);
+    await rename(tmp, path);
   } catch (err) {
-    await unlink(rawPath).catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
     throw err;
   }
   await syncDir(dirname(path));
   return { path, format, sizeBytes: reader.sizeBytes, ...counts, seconds: (performance.now() - started) / 1000 };
 }
 
-async function writeRaw(reader: MaterialiseSource, path: string, started: number, durable: boolean, opts: MaterialiseOptions): Promise<{ writtenBytes: number; readBytes: number; directBytes: number }> {
+async function writeQcow2(reader: MaterialiseSource, path: string, started: number, opts: MaterialiseOptions): Promise<Counts> {
+  const total = reader.sizeBytes;
+  const qemuImg = opts.qemuImgPath ?? 'qemu-img';
+  const dataRanges = reader.dataRanges ? reader.dataRanges(0, total) : [[0, total] as [number, number]];
+  const inputs = planInputs(total, dataRanges);
+  if (!nbdIsCheaper(inputs, dataRanges.reduce((n, [s, t]) => n + t - s, 0))) {
+    // The temporary raw image is thrown away: it needs no sync.
+    const raw = `${path}.raw`;
+    try {
+      const counts = await writeRaw(reader, raw, started, opts, false);
+      await convertRawToQcow2(raw, path, { qemuImg, signal: opts.signal });
+      return { ...counts, writtenBytes: (await stat(path)).size, directBytes: 0 };
+    } finally {
+      await unlink(raw).catch(() => undefined);
+    }
+  }
+  let reportedAt = performance.now();
+  const onRead = (doneBytes: number) => {
+    const now = performance.now();
+    if (opts.onProgress && now - reportedAt >= 1000) {
+      reportedAt = now;
+      opts.onProgress({ doneBytes, totalBytes: total, seconds: (now - started) / 1000 });
+    }
+  };
+  const result = await convertToQcow2(reader, inputs, path, { qemuImg, signal: opts.signal, onRead });
+  opts.onProgress?.({ doneBytes: total, totalBytes: total, seconds: (performance.now() - started) / 1000 });
+  return { writtenBytes: result.fileBytes, readBytes: result.readBytes, directBytes: 0 };
+}
+
+async function writeRaw(reader: MaterialiseSource, path: string, started: number, opts: MaterialiseOptions, durable = true): Promise<Counts> {
   const total = reader.sizeBytes;
   // The file gets its size first: everything not written below stays a hole.
   const writer = await ImageWriter.create(path, total, { direct: opts.directIo ?? true, syncWhileWriting: durable });
@@ -152,8 +170,7 @@ async function writeRaw(reader: MaterialiseSource, path: string, started: number
     })));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
-    if (durable) await writer.finish();
-    else await writer.flushDeferred();
+    await writer.finish(durable);
   } finally {
     await writer.close();
   }
@@ -181,17 +198,4 @@ async function syncFile(path: string): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-function qemuImgConvert(qemuImg: string, from: string, to: string, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(qemuImg, ['convert', '-f', 'raw', '-O', 'qcow2', from, to], { signal, maxBuffer: 1 << 20 }, (err, _stdout, stderr) => {
-      if (!err) return resolve();
-      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      reject(new MaterialiseError(`qemu-img convert to qcow2 failed: ${missing ? 'qemu-img not found' : String(stderr).trim() || err.message}`, {
-        cause: err,
-        hint: missing ? "install qemu-utils, or ask for format 'raw'" : 'check free space in the target folder',
-      }));
-    });
-  });
 }

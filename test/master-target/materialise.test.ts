@@ -119,6 +119,11 @@ describe('materialise', () => {
       assert.equal(r.directBytes, 0);
       assert.ok(r.writtenBytes > 0);
       assert.equal(sha256(await readFile(out)), hashAt(seq));
+      if (hasQemuImg()) {
+        // qemu-img gets no -t none there.
+        await materialise(reader, join(ramfs.path, 'r.qcow2'), { format: 'qcow2' });
+        execFileSync('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', out, join(ramfs.path, 'r.qcow2')], { stdio: 'ignore' });
+      }
     } finally {
       await reader.close();
       await ramfs.unmount();
@@ -177,6 +182,61 @@ describe('materialise', () => {
       const raw = join(dir.path, 'half-back.img');
       execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', out, raw]);
       assert.equal(sha256(await readFile(raw)), hashAt(seq));
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('writes qcow2 of a sparse disk over NBD skipping long holes, and of a fragmented one through a raw image', { skip: hasQemuImg() ? false : 'qemu-img not installed' }, async () => {
+    const d = await tempDir('materialise-qcow2');
+    try {
+      const cases = [
+        // Through NBD: the 176 MiB hole is skipped by qemu-img, the 8 MiB one between data read with it.
+        { name: 'sparse', diskBytes: 208 * MiB, writes: [[0, 8 * MiB], [16 * MiB, 8 * MiB], [200 * MiB, 8 * MiB]], readBytes: 32 * MiB },
+        // A 64 KiB write every 4 MiB, each across two 64 KiB blocks: NBD would read 32 times
+        // the data, so a raw image is written first, reading only the written blocks.
+        { name: 'fragmented', diskBytes: 512 * MiB, writes: Array.from({ length: 128 }, (_, k) => [k * 4 * MiB + 8192, 64 * 1024]), readBytes: 128 * 128 * 1024 },
+      ];
+      for (const c of cases) {
+        const s = await DiskStream.open(join(d.path, c.name), 'm1', 'disk0', { segmentBytes: 64 * MiB, segmentMaxAgeMs: 3600_000 }, silentLogger);
+        try {
+          const records = c.writes.map(([offset, bytes], k) => ({ type: RecordType.WRITE, offset, data: Buffer.alloc(bytes, k + 1) }) as const);
+          await s.apply(prepareBatch(encodeFrame({ machine: 'm1', disk: 'disk0', firstSeq: 1, timeMs: Date.now(), diskBytes: c.diskBytes, flags: FrameFlag.ORDERED, records })));
+          const reader = s.openReader(records.length);
+          try {
+            const raw = join(d.path, `${c.name}.img`);
+            const qcow2 = join(d.path, `${c.name}.qcow2`);
+            await materialise(reader, raw);
+            const seen: MaterialiseProgress[] = [];
+            const r = await materialise(reader, qcow2, { format: 'qcow2', onProgress: (p) => seen.push(p) });
+            assert.equal(r.readBytes, c.readBytes, `${c.name}: bytes read`);
+            assert.equal(seen.at(-1)?.doneBytes, c.diskBytes);
+            // Exit status 0: the same disk contents.
+            execFileSync('qemu-img', ['compare', '-f', 'raw', '-F', 'qcow2', raw, qcow2], { stdio: 'ignore' });
+            assert.ok(r.writtenBytes < 32 * MiB, `${c.name}: a qcow2 file of ${r.writtenBytes} bytes`);
+          } finally {
+            await reader.close();
+          }
+        } finally {
+          await s.close();
+        }
+      }
+    } finally {
+      await d.remove();
+    }
+  });
+
+  it('reports a missing qemu-img and leaves no file behind', async () => {
+    const reader = stream.openReader(1);
+    try {
+      const out = join(dir.path, 'no-qemu.qcow2');
+      await assert.rejects(materialise(reader, out, { format: 'qcow2', qemuImgPath: join(dir.path, 'no-such-qemu-img') }), (err: Error & { hint?: string }) => {
+        assert.match(err.message, /qemu-img not found/);
+        assert.match(err.hint ?? '', /qemu-utils/);
+        return true;
+      });
+      await assert.rejects(stat(out), { code: 'ENOENT' });
+      await assert.rejects(stat(`${out}.tmp-${process.pid}`), { code: 'ENOENT' });
     } finally {
       await reader.close();
     }
