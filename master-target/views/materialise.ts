@@ -99,7 +99,8 @@ async function writeQcow2(reader: MaterialiseSource, path: string, started: numb
   const qemuImg = opts.qemuImgPath ?? 'qemu-img';
   const dataRanges = reader.dataRanges ? reader.dataRanges(0, total) : [[0, total] as [number, number]];
   const inputs = planInputs(total, dataRanges);
-  if (!nbdIsCheaper(inputs, dataRanges.reduce((n, [s, t]) => n + t - s, 0))) {
+  // qemu takes raw slices only in whole 512-byte sectors (a qcow2 image is rounded up to them anyway).
+  if (total % 512 !== 0 || !nbdIsCheaper(inputs, dataRanges.reduce((n, [s, t]) => n + t - s, 0))) {
     // The temporary raw image is thrown away: it needs no sync.
     const raw = `${path}.raw`;
     try {
