@@ -19,6 +19,11 @@ const MiB = 1024 * 1024;
 const SIZE_BYTES = 1024 * MiB;
 const ROUNDS = Number(process.env.TM_BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.TM_BENCH_SECONDS ?? 4);
+/** `TM_BENCH_LAG=0` skips the lag runs; `TM_BENCH_ONLY=randwrite-4k,write-1m` runs only those workloads (rw-bs). */
+const LAG = process.env.TM_BENCH_LAG !== '0';
+const ONLY = process.env.TM_BENCH_ONLY?.split(',').filter(Boolean);
+/** Extra node arguments for the agent alone, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+const AGENT_NODE_ARGS = process.env.TM_BENCH_AGENT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 async function fio(port: number, rw: string, bs: string, iodepth: number): Promise<number> {
   const { stdout } = await run('fio', [
@@ -66,7 +71,7 @@ async function main(): Promise<void> {
   await sparseFile(join(dir, 'tap.img'));
   await sparseFile(join(dir, 'kit.img'));
   const agent = startTidemark(['agent', '--state', join(dir, 'agent'), '--process-server', `http://127.0.0.1:${psPort}`, '--machine', 'bench',
-    '--disk', join(dir, 'tap.img'), '--mode', 'tap', '--nbd', `127.0.0.1:${tapPort}`, '--max-log-bytes', '4G'], env);
+    '--disk', join(dir, 'tap.img'), '--mode', 'tap', '--nbd', `127.0.0.1:${tapPort}`, '--max-log-bytes', '4G'], env, AGENT_NODE_ARGS);
   await agent.waitFor(/serving 1 disk/);
   const kit: ChildProcess = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(kitPort), 'file', join(dir, 'kit.img')], { stdio: 'ignore' });
   // Caught up: nothing spooled at the process server and the master target's position still for a second.
@@ -96,21 +101,23 @@ async function main(): Promise<void> {
     // Lag first, on a quiet pipeline; the throughput runs below leave backlogs behind them.
     const lagRows: string[][] = [];
     await appliedAll();
-    for (const rate of [20, 50, 100, 200, 400]) {
+    for (const rate of LAG ? [20, 50, 100, 200, 400] : []) {
       const r = await measureLag({ nbdHost: '127.0.0.1', nbdPort: tapPort, mtUrl, machine: 'bench', rateMBps: rate, seconds: 5, writeBytes: 64 * 1024, maxInFlight: 16 });
       lagRows.push([`${rate} MB/s`, r.achievedMBps.toFixed(1), String(r.writes), r.p50Ms.toFixed(0), r.p99Ms.toFixed(0), r.maxMs.toFixed(0)]);
       process.stderr.write(`bench: lag at ${rate} MB/s: p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms\n`);
       await appliedAll();
     }
-    process.stdout.write('\nReplication lag, write acknowledged at the agent → applied at the master target (64 KiB random writes, one NBD connection, up to 16 in flight, 5 s each)\n');
-    process.stdout.write(table(['target rate', 'achieved MB/s', 'writes', 'p50 ms', 'p99 ms', 'max ms'], lagRows));
+    if (LAG) {
+      process.stdout.write('\nReplication lag, write acknowledged at the agent → applied at the master target (64 KiB random writes, one NBD connection, up to 16 in flight, 5 s each)\n');
+      process.stdout.write(table(['target rate', 'achieved MB/s', 'writes', 'p50 ms', 'p99 ms', 'max ms'], lagRows));
+    }
     const workloads = [
       { name: '4 KiB random write (IOPS)', rw: 'randwrite', bs: '4k', depth: 16 },
       { name: '4 KiB random read (IOPS)', rw: 'randread', bs: '4k', depth: 16 },
       { name: '64 KiB random write (MB/s)', rw: 'randwrite', bs: '64k', depth: 16 },
       { name: '1 MiB sequential write (MB/s)', rw: 'write', bs: '1M', depth: 8 },
       { name: '1 MiB sequential read (MB/s)', rw: 'read', bs: '1M', depth: 8 },
-    ];
+    ].filter((w) => !ONLY || ONLY.includes(`${w.rw}-${w.bs}`.toLowerCase()));
     const rows: string[][] = [];
     for (const w of workloads) {
       const live: number[] = [];
