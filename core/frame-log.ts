@@ -8,6 +8,7 @@
  * so far durable.
  */
 import { openSync, readSync, writeSync, writevSync, fdatasyncSync, ftruncateSync, closeSync, fstatSync, readdirSync, unlinkSync, mkdirSync, read, write, fdatasync, ftruncate, close } from 'node:fs';
+import { writev as writevCb } from 'node:fs';
 import { unlink as unlinkAsync } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -64,6 +65,7 @@ export class FrameLog {
   private readonly segments: Segment[] = [];
   private pendingBytes = 0;
   private dirNeedsSync = false;
+  /** An `appendDurable` or `appendPartsAsync` is under way: no other append may start. */
   private appending = false;
 
   /** Segments being closed and deleted on the thread pool, one after another (with `removeInBackground`). */
@@ -182,6 +184,7 @@ export class FrameLog {
    * without fsync. On failure nothing of the frame stays behind.
    */
   appendSync(frame: Buffer, header: FrameHeader): void {
+    this.checkNotAppending();
     const expected = this.nextSeq;
     if (expected !== undefined && header.firstSeq !== expected) throw new RangeError(`log append at seq ${header.firstSeq}, expected ${expected}`);
     let seg = this.segments[this.segments.length - 1];
@@ -255,13 +258,8 @@ export class FrameLog {
    */
   appendPartsSync(parts: Buffer[], frames: readonly FrameMeta[]): void {
     if (frames.length === 0) return;
-    const expected = this.nextSeq;
-    if (expected !== undefined && frames[0].firstSeq !== expected) throw new RangeError(`log append at seq ${frames[0].firstSeq}, expected ${expected}`);
-    let seg = this.segments[this.segments.length - 1];
-    if (!seg || seg.sizeBytes >= LOG_SEGMENT_BYTES) seg = this.newSegment(frames[0].firstSeq);
-    const at = seg.sizeBytes;
-    let total = 0;
-    for (const p of parts) total += p.length;
+    this.checkNotAppending();
+    const { seg, at, total } = this.placeParts(parts, frames);
     try {
       let written = 0;
       let pending = parts;
@@ -279,6 +277,62 @@ export class FrameLog {
       }
       throw e;
     }
+    this.addEntries(seg, at, total, frames);
+  }
+
+  /**
+   * Like `appendPartsSync`, but the bytes are written by the thread pool; the frames become
+   * pending entries (visible to `from`, `read`, `sync`) once written. No other append may start
+   * before the returned promise settles. On failure nothing of them stays behind.
+   */
+  appendPartsAsync(parts: Buffer[], frames: readonly FrameMeta[]): Promise<void> {
+    if (frames.length === 0) return Promise.resolve();
+    this.checkNotAppending();
+    const { seg, at, total } = this.placeParts(parts, frames);
+    this.appending = true;
+    // Counted as live at once, so that `dropThrough` keeps the segment open meanwhile.
+    seg.live += frames.length;
+    return new Promise<void>((resolve, reject) => {
+      const fail = (e: unknown) => {
+        try {
+          ftruncateSync(seg.fd, at);
+        } catch {
+          // The frames' checksums still keep a partial write from being read back.
+        }
+        seg.live -= frames.length;
+        this.appending = false;
+        reject(e);
+      };
+      const from = (written: number) => {
+        writevCb(seg.fd, written ? rest(parts, written) : parts, at + written, (err, n) => {
+          if (err || n <= 0) return fail(err ?? new Error(`log writev wrote nothing at byte ${at + written}`));
+          if (written + n < total) return from(written + n);
+          this.appending = false;
+          seg.live -= frames.length;
+          this.addEntries(seg, at, total, frames);
+          resolve();
+        });
+      };
+      from(0);
+    });
+  }
+
+  private checkNotAppending(): void {
+    if (this.appending) throw new Error('log append while an asynchronous append is under way');
+  }
+
+  /** Where frames starting at the log's next seq go: the last segment, or a new one once it is full. */
+  private placeParts(parts: Buffer[], frames: readonly FrameMeta[]): { seg: Segment; at: number; total: number } {
+    const expected = this.nextSeq;
+    if (expected !== undefined && frames[0].firstSeq !== expected) throw new RangeError(`log append at seq ${frames[0].firstSeq}, expected ${expected}`);
+    let seg = this.segments[this.segments.length - 1];
+    if (!seg || seg.sizeBytes >= LOG_SEGMENT_BYTES) seg = this.newSegment(frames[0].firstSeq);
+    let total = 0;
+    for (const p of parts) total += p.length;
+    return { seg, at: seg.sizeBytes, total };
+  }
+
+  private addEntries(seg: Segment, at: number, total: number, frames: readonly FrameMeta[]): void {
     let offset = at;
     for (const f of frames) {
       this.entries.push({ firstSeq: f.firstSeq, lastSeq: f.lastSeq, timeMs: f.timeMs, flags: f.flags, bytes: f.bytes, segment: seg, offset });

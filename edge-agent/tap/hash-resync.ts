@@ -66,12 +66,27 @@ export class HashResync {
     if (this.window && this.window.streamRestarts !== d.streamRestarts) this.window = undefined;
     if (!this.window) return this.openWindow();
     const w = this.window;
+    // Reads and records in one synchronous step, in its turn among the consumer's writes.
+    const outcome = await d.inTurn(() => this.round(w));
+    if (outcome === 'no room') return false;
+    if (outcome === 'stale') return true;
+    if (outcome === 'finished') this.o.log.info('resync finished', { disk: d.name, ...d.resyncStats });
+    await this.o.save();
+    return true;
+  }
+
+  private round(w: HashWindow): 'window done' | 'round done' | 'finished' | 'no room' | 'stale' {
+    const d = this.o.disk;
+    if (this.window !== w || w.streamRestarts !== d.streamRestarts) {
+      // The stream restarted while the round waited for its turn: its hashes no longer hold.
+      if (this.window === w) this.window = undefined;
+      return 'stale';
+    }
     const blocks = d.bitmap.takeIn(w.first, w.end, this.roundBlocks + 1);
     if (blocks.length === 0) {
       d.state.resyncCursorBlock = w.end >= d.bitmap.blockCount ? 0 : w.end;
       this.window = undefined;
-      await this.o.save();
-      return true;
+      return 'window done';
     }
     const outside = d.bitmap.dirtyCount - blocks.length;
     if (blocks.length <= this.roundBlocks && outside <= FINAL_UNHASHED_BLOCKS && d.hasRoomForBlocks(blocks.length + outside)) {
@@ -80,23 +95,24 @@ export class HashResync {
       d.finishResync();
       d.state.resyncCursorBlock = 0;
       this.window = undefined;
-      this.o.log.info('resync finished', { disk: d.name, ...d.resyncStats });
-      await this.o.save();
-      return true;
+      return 'finished';
     }
     const round = blocks.slice(0, this.roundBlocks);
-    if (!d.hasRoomForBlocks(round.length)) return false;
+    if (!d.hasRoomForBlocks(round.length)) return 'no room';
     d.resyncRound(round, w.known);
     d.state.resyncCursorBlock = round[round.length - 1] + 1;
-    await this.o.save();
-    return true;
+    return 'round done';
   }
 
   /** Fetches the hashes of the range at the cursor, once nothing this agent recorded is still on its way. */
   private async openWindow(): Promise<boolean> {
     const d = this.o.disk;
-    if (d.bitmap.dirtyCount === 0) {
+    const finished = await d.inTurn(() => {
+      if (d.bitmap.dirtyCount > 0) return false;
       d.finishResync();
+      return true;
+    });
+    if (finished) {
       this.o.log.info('resync finished', { disk: d.name, ...d.resyncStats });
       await this.o.save();
       return true;

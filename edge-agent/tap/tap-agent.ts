@@ -118,7 +118,8 @@ async function syncLoop(disk: TapDisk, lu: LogUploader, resync: HashResync, o: T
     let progressed = false;
     if (!s.initialSync.done) {
       const was = s.initialSync.done;
-      progressed = disk.initialSyncStep();
+      // In its turn among the consumer's writes, so that none is half done under its reads.
+      progressed = await disk.inTurn(() => disk.initialSyncStep());
       if (progressed) {
         o.onProgress?.(disk.name, 'INITIAL_SYNC', disk.syncedBytes, disk.sizeBytes);
         if (++steps % CURSOR_SAVE_STEPS === 0 || s.initialSync.done !== was) {

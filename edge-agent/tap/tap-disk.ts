@@ -1,11 +1,13 @@
 /**
  * One disk in tap mode: served over NBD to its consumer, every write applied to the backing
- * file and recorded, in the same synchronous step, in the change log (or, when the log is
- * full, in the dirty bitmap). The same step ordering covers the initial sync and resync reads,
- * so the stream's order is the order the disk saw.
+ * file and recorded, as soon as it is there, in the change log (or, when the log is full, in
+ * the dirty bitmap). Writes reach the file one after another in arrival order (small ones
+ * synchronously, large ones through the thread pool: see WriteSequencer), and the initial sync
+ * and resync reads take their turn in the same order, so the stream's order is the order the
+ * disk saw.
  */
-import { openSync, readSync, writeSync, fdatasyncSync, closeSync, fstatSync } from 'node:fs';
-import { read as readCb } from 'node:fs';
+import { openSync, readSync, writeSync, closeSync, fstatSync } from 'node:fs';
+import { read as readCb, fdatasync as fdatasyncCb } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../../core/wire/frame.ts';
@@ -17,16 +19,28 @@ import { blockHash } from '../../core/hash.ts';
 import type { NbdExport } from '../../core/nbd/index.ts';
 import { DirtyBitmap, BITMAP_BLOCK_BYTES } from './dirty-bitmap.ts';
 import type { TapState } from './tap-state.ts';
+import { WriteSequencer } from './write-sequencer.ts';
+import { LogQueue } from './log-queue.ts';
 
 const readAsync = promisify(readCb);
+const fdatasyncAsync = promisify(fdatasyncCb);
 const BLOCK = BITMAP_BLOCK_BYTES;
 /** Reads up to this size are served synchronously: cheaper than the thread pool for small requests. */
 const SYNC_READ_MAX_BYTES = 1024 * 1024;
 const ZEROS = Buffer.alloc(1024 * 1024);
-/** Frames up to this size wait for the burst's one log write; larger ones are written at once, without a copy. */
+/**
+ * Frames up to this size wait for the burst's one log write; larger ones go to the log on
+ * their own, without a copy, through the thread pool (see LogQueue).
+ */
 const PENDING_FRAME_MAX_BYTES = 64 * 1024 + 256;
 /** Room for the pending frames of one burst; a fuller burst writes them in several calls. */
 const PENDING_BYTES = 1024 * 1024;
+/**
+ * Writes of at least this size go to the file through the thread pool, while the event loop
+ * receives and logs the next ones; smaller ones are written synchronously (cheaper than a trip
+ * to the pool) unless earlier writes are still on their way.
+ */
+const POOL_WRITE_MIN_BYTES = 128 * 1024;
 /** Blocks read per synchronous step of the initial sync or a resync round. */
 export const SYNC_STEP_BLOCKS = 16;
 
@@ -62,6 +76,8 @@ export class TapDisk implements NbdExport {
   /** Called after anything was appended to the change log. */
   onAppend: () => void = () => undefined;
   private readonly fd: number;
+  private readonly writes: WriteSequencer;
+  private readonly logQueue: LogQueue;
   private readonly zeroBlock = Buffer.alloc(BLOCK);
   private readonly encoder: RecordFrameEncoder;
   /** Frames of this burst's writes, back to back, not yet in the log (see `commit`). */
@@ -74,6 +90,8 @@ export class TapDisk implements NbdExport {
     this.changeLog = changeLog;
     this.bitmap = bitmap;
     this.fd = fd;
+    this.writes = new WriteSequencer(fd);
+    this.logQueue = new LogQueue(changeLog, { onWritten: () => this.onAppend(), onFailed: (e, seq) => this.logFailed(e, seq) });
     this.sizeBytes = sizeBytes;
     this.encoder = new RecordFrameEncoder(o.machine, o.disk, sizeBytes);
     this.nextSeq = Math.max(changeLog.nextSeq ?? 0, o.state.ackedNextSeq);
@@ -100,7 +118,7 @@ export class TapDisk implements NbdExport {
   get logBytes(): number {
     const newest = this.changeLog.newest();
     const kept = newest && newest.lastSeq < this.state.ackedNextSeq ? newest.bytes : 0;
-    return this.changeLog.bytes - kept + this.pending.used;
+    return this.changeLog.bytes - kept + this.pending.used + this.logQueue.queuedBytes;
   }
 
   /** Every record boundary is a crash-consistent state of the disk. */
@@ -132,25 +150,42 @@ export class TapDisk implements NbdExport {
       machine: this.o.machine, disk: this.o.disk, firstSeq: this.nextSeq, timeMs: Date.now(), diskBytes: this.sizeBytes, flags, records, compress: false,
     });
     if (!force && this.logBytes + frame.length > this.o.maxLogBytes) return false;
-    this.changeLog.appendSync(frame, readFrameHeader(frame));
+    const h = readFrameHeader(frame);
+    // Written at once when the log is idle, as the sync steps that append here always find it.
+    void this.logQueue.append([frame], [{ firstSeq: h.firstSeq, lastSeq: h.lastSeq, timeMs: h.timeMs, flags: h.flags, bytes: frame.length }], false)?.catch(() => undefined);
     this.nextSeq += records.length;
-    this.onAppend();
     return true;
   }
 
   /**
-   * Records one change made by the consumer, right after applying it: its frame joins the
-   * pending ones (written to the log by `commit`, once per burst of requests, before their
-   * replies leave), or, when its payload is large, goes to the log at once without copying.
+   * Applies and records one change made by the consumer, in one synchronous step; a promise
+   * when its record has to wait for log writes under way.
+   */
+  private recordChange(type: RecordType.WRITE | RecordType.ZERO | RecordType.TRIM, offset: number, length: number, data: Buffer | undefined, applyToDisk: () => void): void | Promise<void> {
+    this.beforeChange(offset, length);
+    applyToDisk();
+    return this.afterChange(type, offset, length, data);
+  }
+
+  /** In bitmap mode, a change's blocks are marked (durably) before it reaches the disk. */
+  private beforeChange(offset: number, length: number): void {
+    if (this.state.bitmapMode) this.bitmap.markRange(offset, length);
+  }
+
+  /**
+   * Records one change made by the consumer, right after it reached the disk: its frame joins
+   * the pending ones (written to the log by `commit`, once per burst of requests, before their
+   * replies leave), or, when its payload is large, goes to the log on its own without copying.
+   * Returns a promise that settles once the record is in the log when that is not done by the
+   * time the server replies: for a large frame, and for any frame behind a log write under way.
    * Enters bitmap mode when the log is full.
    */
-  private recordChange(type: RecordType.WRITE | RecordType.ZERO | RecordType.TRIM, offset: number, length: number, data: Buffer | undefined, applyToDisk: () => void): void {
+  private afterChange(type: RecordType.WRITE | RecordType.ZERO | RecordType.TRIM, offset: number, length: number, data: Buffer | undefined): void | Promise<void> {
     if (this.state.bitmapMode) {
+      // Marked before the change began, unless the log filled up while it was on its way.
       this.bitmap.markRange(offset, length);
-      applyToDisk();
       return;
     }
-    applyToDisk();
     const frameBytes = this.encoder.frameBytes(data ? data.length : 0);
     if (this.logBytes + frameBytes > this.o.maxLogBytes) {
       this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.logBytes, maxLogBytes: this.o.maxLogBytes });
@@ -163,10 +198,9 @@ export class TapDisk implements NbdExport {
     if (frameBytes > PENDING_FRAME_MAX_BYTES) {
       this.commit();
       const f = this.encoder.encode(this.nextSeq, now, flags, type, offset, length, data);
-      this.changeLog.appendPartsSync([f.head, f.payload, f.checksum], [f]);
       this.nextSeq++;
-      this.onAppend();
-      return;
+      // A failed log write has moved the disk to bitmap mode (logFailed): the change is tracked.
+      return (this.logQueue.append([f.head, f.payload, f.checksum], [f], true) as Promise<void>).catch(() => undefined);
     }
     const p = this.pending;
     if (p.used + frameBytes > p.buf.length) this.commit();
@@ -175,6 +209,13 @@ export class TapDisk implements NbdExport {
     p.frames.push({ firstSeq: f.firstSeq, lastSeq: f.lastSeq, timeMs: f.timeMs, flags: f.flags, bytes: f.bytes });
     p.ranges.push(offset, length);
     this.nextSeq++;
+    if (this.logQueue.busy) {
+      // Behind a log write under way: the reply waits until this record is written too.
+      return Promise.resolve().then(() => {
+        this.commit();
+        return this.logQueue.drained();
+      });
+    }
     if (!this.commitQueued) {
       // A caller that is not the NBD server (which commits before replying) still gets its frames written.
       this.commitQueued = true;
@@ -183,6 +224,32 @@ export class TapDisk implements NbdExport {
         this.commit();
       });
     }
+  }
+
+  /** A log write under way failed: neither it nor those queued behind it are in the log. */
+  private logFailed(e: unknown, firstLostSeq: number): void {
+    this.o.log.error('change log write failed: comparing the whole disk with the replica', { error: e as Error });
+    this.pending.frames = [];
+    this.pending.ranges = [];
+    this.pending.used = 0;
+    // Which writes those records held is not kept here: every block is compared instead.
+    this.nextSeq = firstLostSeq;
+    this.markAllDirty();
+  }
+
+  /**
+   * Runs `step` once every change submitted before it is on the disk and recorded, and before
+   * any change submitted after it: at once when none is on its way. The initial sync and
+   * resync read and log blocks in such steps, so no write is half done under them.
+   */
+  inTurn<T>(step: () => T): T | Promise<T> {
+    return this.writes.barrier(() => this.whenLogIdle(step)) as T | Promise<T>;
+  }
+
+  /** Runs `step` once no log write is under way (its appends are then written at once). */
+  private whenLogIdle<T>(step: () => T): T | Promise<T> {
+    const drained = this.logQueue.drained();
+    return drained ? drained.then(() => this.whenLogIdle(step)) : step();
   }
 
   /**
@@ -195,20 +262,19 @@ export class TapDisk implements NbdExport {
     if (p.frames.length === 0) return;
     const frames = p.frames;
     const ranges = p.ranges;
-    const bytes = p.buf.subarray(0, p.used);
+    // Behind a log write under way the bytes wait in the queue: they leave the reused buffer.
+    const bytes = this.logQueue.busy ? Buffer.from(p.buf.subarray(0, p.used)) : p.buf.subarray(0, p.used);
     p.frames = [];
     p.ranges = [];
     p.used = 0;
     try {
-      this.changeLog.appendPartsSync([bytes], frames);
+      void this.logQueue.append([bytes], frames, false)?.catch(() => undefined);
     } catch (e) {
       this.o.log.error('change log write failed: tracking the writes in the dirty bitmap; the disk will resync', { error: e as Error });
       this.nextSeq = frames[0].firstSeq;
       this.state.bitmapMode = true;
       for (let i = 0; i < ranges.length; i += 2) this.bitmap.markRange(ranges[i], ranges[i + 1]);
-      return;
     }
-    this.onAppend();
   }
 
   // ---- NbdExport --------------------------------------------------------------------------
@@ -258,28 +324,46 @@ export class TapDisk implements NbdExport {
     }
   }
 
-  /** Synchronous unless `fua`: the server then replies in the same turn, with the other replies of its burst. */
+  /**
+   * A small write with nothing ahead of it is applied and recorded synchronously (the server
+   * then replies in the same turn, with the other replies of its burst); a large one, or one
+   * behind writes still on their way, settles once it is on the disk and in the log.
+   */
   write(offset: number, data: Buffer, fua: boolean): void | Promise<void> {
-    // `data` may be a view of the connection's buffer: the record is encoded (copied) at once.
-    this.recordChange(RecordType.WRITE, offset, data.length, data, () => this.writeExact(data, offset));
-    if (fua) return this.flush();
+    // `data` may be a view of the connection's buffer, which stays untouched until the call
+    // settles; the record of a small write copies it.
+    let done: void | Promise<void>;
+    if (data.length >= POOL_WRITE_MIN_BYTES) {
+      done = this.writes.write(() => this.beforeChange(offset, data.length), data, offset, () => this.afterChange(RecordType.WRITE, offset, data.length, data));
+    } else {
+      done = this.writes.run(offset, data.length, () => this.recordChange(RecordType.WRITE, offset, data.length, data, () => this.writeExact(data, offset)));
+    }
+    return fua ? this.flushAfter(done) : done;
   }
 
   writeZeroes(offset: number, length: number, fua: boolean): void | Promise<void> {
-    this.recordChange(RecordType.ZERO, offset, length, undefined, () => this.writeZerosToDisk(offset, length));
-    if (fua) return this.flush();
+    const done = this.writes.run(offset, length, () => this.recordChange(RecordType.ZERO, offset, length, undefined, () => this.writeZerosToDisk(offset, length)));
+    return fua ? this.flushAfter(done) : done;
   }
 
   trim(offset: number, length: number, fua: boolean): void | Promise<void> {
     // The replica applies a trim as zeros; the source must read the same.
-    this.recordChange(RecordType.TRIM, offset, length, undefined, () => this.writeZerosToDisk(offset, length));
-    if (fua) return this.flush();
+    const done = this.writes.run(offset, length, () => this.recordChange(RecordType.TRIM, offset, length, undefined, () => this.writeZerosToDisk(offset, length)));
+    return fua ? this.flushAfter(done) : done;
   }
 
+  private flushAfter(done: void | Promise<void>): Promise<void> {
+    return done ? done.then(() => this.flush()) : this.flush();
+  }
+
+  /** Makes every change submitted so far durable: its record first, then the disk. */
   async flush(): Promise<void> {
-    this.commit();
+    await this.writes.barrier(() => {
+      this.commit();
+      return this.logQueue.drained();
+    });
     await this.changeLog.sync();
-    fdatasyncSync(this.fd);
+    await fdatasyncAsync(this.fd);
   }
 
   // ---- initial sync and resync ----------------------------------------------------------
@@ -393,6 +477,7 @@ export class TapDisk implements NbdExport {
    */
   restartStreamAt(seq: number): void {
     this.commit();
+    this.logQueue.discard();
     this.changeLog.dropThrough(Number.MAX_SAFE_INTEGER);
     this.nextSeq = seq;
     this.streamRestarts++;

@@ -13,7 +13,7 @@ import { seededRandom, randomBuffer } from '../../cli/demo/sample-disk.ts';
 import { freePort } from '../helpers/ports.ts';
 import { TestStack, type PointInfo } from '../helpers/stack.ts';
 import { startTidemark, runTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
-import { qemuIo, nbdcopy, nbdinfo } from '../helpers/nbd-clients.ts';
+import { qemuIo, qemuIoWith, nbdcopy, nbdinfo } from '../helpers/nbd-clients.ts';
 
 const MiB = 1024 * 1024;
 const DISK_BYTES = 64 * MiB;
@@ -176,6 +176,47 @@ test('the agent killed -9 right after a flush loses no flushed write, and resume
       model.fill(0x77, 40 * MiB, 40 * MiB + 4096);
       await pointsUntil(t, 'tapkill', 10);
       assert.equal(await exportSha(t, 'tapkill', '10'), sha(model));
+      assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /comparing the whole disk|resync/i);
+    });
+  } finally {
+    await stopTap(t);
+  }
+});
+
+test('the agent killed -9 after unflushed, overlapping large and small writes keeps every acknowledged one, in the order the disk saw them', { timeout: 180_000 }, async () => {
+  const t = await startTap('tapunflushed');
+  try {
+    await withLogs(t, async () => {
+      await pointsUntil(t, 'tapunflushed', 1);
+      // Only the agent's log can hold the writes: the process server is away.
+      await t.stack.ps.kill9();
+      const rand = seededRandom(31);
+      const sizes = [4096, 65536, 196608, MiB, 2 * MiB, 512, 12288];
+      const commands: string[] = [];
+      const written: { offset: number; length: number; pattern: number }[] = [];
+      for (let i = 0; i < 40; i++) {
+        const length = sizes[Math.floor(rand() * sizes.length)];
+        // Inside the first 6 MiB, so that large and small writes overlap one another.
+        const offset = Math.floor((rand() * (6 * MiB - length)) / 512) * 512;
+        const pattern = 1 + (i % 250);
+        commands.push(`aio_write -P ${pattern} ${offset} ${length}`);
+        written.push({ offset, length, pattern });
+      }
+      // Sent back to back on one connection, many in flight; `aio_flush` waits for every reply
+      // and no NBD flush is sent (cache mode unsafe): acknowledged is all these writes are.
+      // The order of overlapping writes in flight together is the server's to choose, so the
+      // truth is the disk as it ended, which the replica must equal.
+      await qemuIoWith(['-t', 'unsafe'], t.uri, ...commands, 'aio_flush');
+      const disk = await readFile(t.disk);
+      const last = written[written.length - 1];
+      assert.ok(disk.subarray(last.offset, last.offset + last.length).some((b) => b === last.pattern), 'the writes reached the disk');
+      await t.agent.kill9();
+      await t.stack.startProcessServer();
+      t.agent = startTidemark(t.agentArgs, t.env);
+      await t.agent.waitFor(/serving 1 disk/);
+      const points = await pointsUntil(t, 'tapunflushed', 41);
+      assert.equal(points[points.length - 1].seq, 41, 'one record per write after the initial sync point');
+      assert.equal(await exportSha(t, 'tapunflushed', 'latest'), sha(disk));
       assert.doesNotMatch(t.agent.stdout() + t.agent.stderr(), /comparing the whole disk|resync/i);
     });
   } finally {

@@ -5,7 +5,12 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 export async function qemuIo(uri: string, ...commands: string[]): Promise<string> {
-  const args = ['-f', 'raw', uri];
+  return qemuIoWith([], uri, ...commands);
+}
+
+/** qemu-io with options before the image, e.g. `['-t', 'unsafe']` (flushes are never sent). */
+export async function qemuIoWith(options: string[], uri: string, ...commands: string[]): Promise<string> {
+  const args = [...options, '-f', 'raw', uri];
   for (const c of commands) args.push('-c', c);
   const { stdout } = await run('qemu-io', args, { maxBuffer: 16 * 1024 * 1024 });
   if (/error|failed/i.test(stdout)) throw new Error(`qemu-io ${commands.join('; ')}: ${stdout}`);
