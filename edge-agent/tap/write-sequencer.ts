@@ -57,7 +57,11 @@ export class WriteSequencer {
    * its turn until the promise settles.
    */
   barrier<T>(step: () => T): T | Promise<Awaited<T>> {
-    if (!this.busy) return step();
+    if (!this.busy) {
+      const value = step();
+      if (value instanceof Promise) this.hold(value);
+      return value;
+    }
     return this.enqueue(0, Infinity, undefined, undefined, step) as Promise<Awaited<T>>;
   }
 
@@ -116,15 +120,19 @@ export class WriteSequencer {
       s.reject(e);
       return;
     }
-    if (s.endOffset === Infinity && value instanceof Promise) {
-      this.writing.push(s);
-      const done = () => {
-        this.writing.splice(this.writing.indexOf(s), 1);
-        this.pump();
-      };
-      value.then(done, done);
-    }
+    if (s.endOffset === Infinity && value instanceof Promise) this.hold(value);
     s.resolve(value);
+  }
+
+  /** Nothing starts until `pending` settles (a barrier keeping its turn). */
+  private hold(pending: Promise<unknown>): void {
+    const holder = { offset: 0, endOffset: Infinity } as Step;
+    this.writing.push(holder);
+    const done = () => {
+      this.writing.splice(this.writing.indexOf(holder), 1);
+      this.pump();
+    };
+    pending.then(done, done);
   }
 
   private writeFrom(s: Step, done: number): void {

@@ -96,6 +96,24 @@ test('a barrier runs after every earlier step ended and before any later one sta
   });
 });
 
+test('a barrier that starts at once and returns a promise also keeps its turn', async () => {
+  await withFile(async (fd) => {
+    const seq = new WriteSequencer(fd);
+    let release!: () => void;
+    const held = seq.barrier(() => new Promise<void>((r) => (release = r)));
+    assert.ok(held instanceof Promise);
+    const events: string[] = [];
+    const small = seq.run(0, 4096, () => void events.push('small'));
+    const large = seq.write(() => void events.push('large'), Buffer.alloc(128 * KiB), 1024 * KiB, () => undefined);
+    assert.ok(small instanceof Promise, 'a change waits while the barrier holds');
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(events, []);
+    release();
+    await Promise.all([held, small, large]);
+    assert.deepEqual(events, ['small', 'large']);
+  });
+});
+
 test('a failed write rejects without its end, and later steps go on', async () => {
   await withFile(async (fd) => {
     const readOnly = new WriteSequencer(-1);
