@@ -69,8 +69,15 @@ export const UNIT_BYTES = UNIT_BLOCKS * 64 * 1024;
 
 const ZERO_BLOCK = new Uint8Array(BLOCK_BYTES);
 
-/** Reads and judges one unit. */
-export function scanUnit(req: UnitRequest): UnitResult {
+/** Bytes a scan thread reads at a time (its private read buffer). */
+export const READ_BYTES = READ_BLOCKS * BLOCK_BYTES;
+
+/**
+ * Reads and judges one unit. Reads go into `piece` (READ_BYTES of the thread's own memory):
+ * copying out of shared memory is much slower in V8 than out of private memory, and hashing
+ * copies every byte into the hasher's memory. Only changed blocks are copied into the slot.
+ */
+export function scanUnit(req: UnitRequest, piece: Buffer): UnitResult {
   const { firstBlock, count, sizeBytes } = req;
   const scratch = Buffer.from(req.slot);
   const hashes = Buffer.allocUnsafe(count * BLOCK_HASH_BYTES);
@@ -81,16 +88,18 @@ export function scanUnit(req: UnitRequest): UnitResult {
       const n = Math.min(READ_BLOCKS, count - first);
       const offset = (firstBlock + first) * BLOCK_BYTES;
       const want = Math.min(n * BLOCK_BYTES, sizeBytes - offset);
-      const got = readFully(fd, scratch, first * BLOCK_BYTES, want, offset);
-      if (got < want) scratch.fill(0, first * BLOCK_BYTES + got, first * BLOCK_BYTES + want);
+      const got = readFully(fd, piece, 0, want, offset);
+      if (got < want) piece.fill(0, got, want);
       for (let i = first; i < first + n; i++) {
         const len = blockBytes(firstBlock + i, sizeBytes);
-        const block = scratch.subarray(i * BLOCK_BYTES, i * BLOCK_BYTES + len);
+        const block = piece.subarray((i - first) * BLOCK_BYTES, (i - first) * BLOCK_BYTES + len);
         blockHashInto(block, hashes, i * BLOCK_HASH_BYTES);
         const known = req.known.subarray(i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES);
         if (hashes.compare(known, 0, BLOCK_HASH_BYTES, i * BLOCK_HASH_BYTES, (i + 1) * BLOCK_HASH_BYTES) === 0) continue;
-        if (!block.equals(ZERO_BLOCK.subarray(0, len))) kinds[i] = BlockKind.DATA;
-        else kinds[i] = req.skipZeroBlocks && isUnknown(known) ? BlockKind.SKIPPED_ZERO : BlockKind.ZERO;
+        if (!block.equals(ZERO_BLOCK.subarray(0, len))) {
+          kinds[i] = BlockKind.DATA;
+          block.copy(scratch, i * BLOCK_BYTES);
+        } else kinds[i] = req.skipZeroBlocks && isUnknown(known) ? BlockKind.SKIPPED_ZERO : BlockKind.ZERO;
       }
     }
   } finally {
