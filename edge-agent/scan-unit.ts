@@ -9,8 +9,9 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { BLOCK_HASH_BYTES, blockHashInto } from '../core/hash.ts';
+import { BLOCK_BYTES } from './manifest.ts';
 
-export const BLOCK_BYTES = 64 * 1024;
+export { BLOCK_BYTES };
 /** Blocks per unit (8 MiB): the work a scan thread takes at a time. */
 export const UNIT_BLOCKS = 128;
 /** Blocks per read: small enough to stay in the CPU cache until hashed. */
@@ -65,7 +66,7 @@ export interface UnitResult {
 export type UnitReply = UnitResult | { id: number; error: string };
 
 /** Bytes of a unit's read buffer. */
-export const UNIT_BYTES = UNIT_BLOCKS * 64 * 1024;
+export const UNIT_BYTES = UNIT_BLOCKS * BLOCK_BYTES;
 
 const ZERO_BLOCK = new Uint8Array(BLOCK_BYTES);
 

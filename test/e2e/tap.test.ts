@@ -68,6 +68,14 @@ async function exportSha(t: Tap, machine: string, at: string): Promise<string> {
   return h.digest('hex');
 }
 
+/** The agent killed -9 while the process server is away; both started again. */
+async function killAgentAndRestartBoth(t: Tap): Promise<void> {
+  await t.agent.kill9();
+  await t.stack.startProcessServer();
+  t.agent = startTidemark(t.agentArgs, t.env);
+  await t.agent.waitFor(/serving 1 disk/);
+}
+
 function withLogs<T>(t: Tap, f: () => Promise<T>): Promise<T> {
   return f().catch((e: Error) => {
     e.message += `\n--- agent ---\n${t.agent.stdout().slice(-2000)}\n${t.agent.stderr().slice(-4000)}\n${t.stack.logs()}`;
@@ -160,10 +168,7 @@ test('the agent killed -9 right after a flush loses no flushed write, and resume
         await qemuIo(t.uri, `write -P ${0x10 + i} ${i * 3 * MiB} ${MiB}`, 'flush');
         model.fill(0x10 + i, i * 3 * MiB, i * 3 * MiB + MiB);
       }
-      await t.agent.kill9();
-      await t.stack.startProcessServer();
-      t.agent = startTidemark(t.agentArgs, t.env);
-      await t.agent.waitFor(/serving 1 disk/);
+      await killAgentAndRestartBoth(t);
       const points = await pointsUntil(t, 'tapkill', 9);
       assert.equal(points[points.length - 1].seq, 9, 'the eight writes follow the initial sync point');
       assert.equal(await exportSha(t, 'tapkill', 'latest'), sha(model));
@@ -210,10 +215,7 @@ test('the agent killed -9 after unflushed, overlapping large and small writes ke
       const disk = await readFile(t.disk);
       const last = written[written.length - 1];
       assert.ok(disk.subarray(last.offset, last.offset + last.length).some((b) => b === last.pattern), 'the writes reached the disk');
-      await t.agent.kill9();
-      await t.stack.startProcessServer();
-      t.agent = startTidemark(t.agentArgs, t.env);
-      await t.agent.waitFor(/serving 1 disk/);
+      await killAgentAndRestartBoth(t);
       const points = await pointsUntil(t, 'tapunflushed', 41);
       assert.equal(points[points.length - 1].seq, 41, 'one record per write after the initial sync point');
       assert.equal(await exportSha(t, 'tapunflushed', 'latest'), sha(disk));
