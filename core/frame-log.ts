@@ -446,6 +446,34 @@ export class FrameLog {
     }
   }
 
+  /**
+   * Cuts the log before the frame that starts at `seq` (it and every later frame go), durably.
+   * For a synchronous caller with no append under way.
+   */
+  cutFrom(seq: number): void {
+    this.checkNotAppending();
+    let i = this.entries.length;
+    while (i > this.head && this.entries[i - 1].firstSeq >= seq) i--;
+    if (i === this.entries.length) return;
+    const first = this.entries[i];
+    if (first.firstSeq !== seq) throw new RangeError(`no frame of the log starts at seq ${seq}`);
+    for (const e of this.entries.slice(i)) {
+      this.pendingBytes -= e.bytes;
+      e.segment.live--;
+    }
+    this.entries.length = i;
+    const seg = first.segment;
+    for (const later of this.segments.slice(this.segments.indexOf(seg) + 1)) {
+      this.segments.splice(this.segments.indexOf(later), 1);
+      closeSync(later.fd);
+      unlinkSync(join(this.dir, later.name));
+    }
+    ftruncateSync(seg.fd, first.offset);
+    fdatasyncSync(seg.fd);
+    seg.sizeBytes = first.offset;
+    this.dirNeedsSync = true;
+  }
+
   /** Resolves once every segment deletion started so far has happened (with `removeInBackground`). */
   removalsDone(): Promise<void> {
     return this.removals;

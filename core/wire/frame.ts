@@ -33,6 +33,11 @@ export enum RecordType {
   TAG = 4,
   /** Version 2 frames only: a write given as pieces (core/wire/pieces.ts). */
   PIECES = 5,
+  /**
+   * Tap change logs only, never on the wire: a write whose data the agent's backing disk
+   * holds (docs/agent-state.md, "Held writes"). Readers reject it.
+   */
+  HELD = 6,
 }
 
 const RECORD_FLAG_LZ4 = 1 << 0;
@@ -285,6 +290,8 @@ export function decodeRecords(buf: Buffer, header: FrameHeader): StoredRecord[] 
       case RecordType.TAG:
         parseTag(payload, i);
         break;
+      case RecordType.HELD:
+        throw new FrameError('malformed', `record ${i}: a held write belongs to an agent's change log, not to a batch`);
       case RecordType.PIECES:
         if (header.version < FRAME_VERSION_PIECES || compressed || lengthBytes === 0) throw new FrameError('malformed', `record ${i}: unexpected pieces record`);
         break;

@@ -57,10 +57,11 @@ export class RecordFrameEncoder {
   }
 
   /**
-   * A frame of one WRITE (with `data`), ZERO or TRIM record at `seq`. With `into`, the whole
+   * A frame of one WRITE (with `data`), ZERO, TRIM or HELD record at `seq` (a HELD record
+   * names the range only). With `into`, the whole
    * frame is written there at `at` (the payload copied) and `head` is a view of it.
    */
-  encode(seq: number, timeMs: number, flags: number, type: RecordType.WRITE | RecordType.ZERO | RecordType.TRIM, offset: number, lengthBytes: number, data?: Buffer, into?: { buf: Buffer; at: number }): RecordFrame {
+  encode(seq: number, timeMs: number, flags: number, type: RecordType.WRITE | RecordType.ZERO | RecordType.TRIM | RecordType.HELD, offset: number, lengthBytes: number, data?: Buffer, into?: { buf: Buffer; at: number }): RecordFrame {
     const payload = type === RecordType.WRITE ? data! : EMPTY;
     const headBytes = this.prefix.length + RECORD_HEADER_BYTES;
     const bytes = headBytes + payload.length + CHECKSUM_BYTES;
@@ -86,4 +87,16 @@ export class RecordFrameEncoder {
     } else checksum = xxh64Of(head, payload);
     return { head, payload, checksum, firstSeq: seq, lastSeq: seq, timeMs: Math.trunc(timeMs), flags, bytes };
   }
+}
+
+/**
+ * The range of a one-record frame's HELD record (a tap change log's write held by the disk),
+ * or undefined when the frame holds anything else. The frame is assumed verified.
+ */
+export function heldRecordOf(frame: Buffer): { seq: number; offset: number; lengthBytes: number } | undefined {
+  if (frame.readUInt32BE(40) !== 1) return undefined;
+  const r = FRAME_HEADER_BYTES + frame.readUInt8(48) + frame.readUInt8(49);
+  if (frame.readUInt8(r) !== RecordType.HELD) return undefined;
+  const u64 = (at: number) => frame.readUInt32BE(at) * 0x1_0000_0000 + frame.readUInt32BE(at + 4);
+  return { seq: u64(8), offset: u64(r + 8), lengthBytes: frame.readUInt32BE(r + 16) };
 }

@@ -80,6 +80,7 @@ export class LogUploader {
   private dropAcknowledged(nextSeq: number): void {
     const newest = this.o.disk.changeLog.newest();
     this.o.disk.changeLog.dropThrough(Math.min(nextSeq - 1, newest ? newest.firstSeq - 1 : nextSeq - 1));
+    this.o.disk.dropHeldBelow(nextSeq);
   }
 
   /** Sends the next batch; false when there is nothing to send. */
@@ -89,12 +90,13 @@ export class LogUploader {
     const batch: LogEntry[] = [];
     let rawBytes = 0;
     for (const e of d.changeLog.from(from)) {
-      if (batch.length > 0 && ((e.flags & KIND_MASK) !== (batch[0].flags & KIND_MASK) || rawBytes + e.bytes > UPLOAD_BATCH_BYTES)) break;
+      const bytes = d.batchBytesOf(e);
+      if (batch.length > 0 && ((e.flags & KIND_MASK) !== (batch[0].flags & KIND_MASK) || rawBytes + bytes > UPLOAD_BATCH_BYTES)) break;
       batch.push(e);
-      rawBytes += e.bytes;
+      rawBytes += bytes;
     }
     if (batch.length === 0) return false;
-    const frames = d.changeLog.readMany(batch);
+    const frames = await d.resolveHeld(batch, d.changeLog.readMany(batch));
     const frame = this.o.compress ? this.compressed(frames, from) : mergeFrames(frames, from);
     const next = await this.o.uploader.send(frame, from);
     this.serverNextSeq = next;

@@ -71,6 +71,7 @@ async function openTapDisk(o: TapAgentOptions, index: number, log: Logger): Prom
   const disk = await TapDisk.open({ machine: o.machine, disk: name, path: o.disks[index], stateDir: o.stateDir, maxLogBytes: o.maxLogBytes, state, log });
   if (hostCrashed) {
     log.warn('the host restarted without stopping the agent: writes that were never flushed may be missing from the log; comparing the whole disk with the replica', { disk: name });
+    disk.distrustUnflushedHeld();
     disk.markAllDirty();
   }
   state.bootId = bootId;

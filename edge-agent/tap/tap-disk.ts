@@ -6,21 +6,24 @@
  * and resync reads take their turn in the same order, so the stream's order is the order the
  * disk saw.
  */
-import { openSync, readSync, writeSync, closeSync, fstatSync } from 'node:fs';
+import { openSync, readSync, writeSync, closeSync, fstatSync, constants as fsConstants } from 'node:fs';
 import { read as readCb, fdatasync as fdatasyncCb } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../../core/wire/frame.ts';
 import { FrameLog } from '../../core/frame-log.ts';
-import { RecordFrameEncoder, type FrameMeta } from '../../core/wire/record-frame.ts';
+import { RecordFrameEncoder, heldRecordOf, type FrameMeta } from '../../core/wire/record-frame.ts';
+import type { LogEntry } from '../../core/frame-log.ts';
 import type { Logger } from '../../core/log.ts';
 import { TidemarkError } from '../../core/errors.ts';
-import { blockHash } from '../../core/hash.ts';
+import { blockHash, xxh64Of } from '../../core/hash.ts';
 import type { NbdExport } from '../../core/nbd/index.ts';
 import { DirtyBitmap, BITMAP_BLOCK_BYTES } from './dirty-bitmap.ts';
 import type { TapState } from './tap-state.ts';
 import { WriteSequencer } from './write-sequencer.ts';
 import { LogQueue } from './log-queue.ts';
+import { HeldWrites } from './held-writes.ts';
+import { HeldCopies } from './held-copies.ts';
 
 const readAsync = promisify(readCb);
 const fdatasyncAsync = promisify(fdatasyncCb);
@@ -41,6 +44,13 @@ const PENDING_BYTES = 1024 * 1024;
  * to the pool) unless earlier writes are still on their way.
  */
 const POOL_WRITE_MIN_BYTES = 128 * 1024;
+/**
+ * Writes of at least this size are held: their record names the range and the data is read
+ * from the disk when shipped (docs/agent-state.md, "Held writes"), so it is written once.
+ */
+export const HELD_MIN_BYTES = 128 * 1024;
+/** What a held write counts against --max-log-bytes (it bounds the index kept in memory). */
+const HELD_CHARGE_BYTES = 4096;
 /** Blocks read per synchronous step of the initial sync or a resync round. */
 export const SYNC_STEP_BLOCKS = 16;
 
@@ -83,8 +93,16 @@ export class TapDisk implements NbdExport {
   /** Frames of this burst's writes, back to back, not yet in the log (see `commit`). */
   private pending = { buf: Buffer.allocUnsafe(PENDING_BYTES), used: 0, frames: [] as FrameMeta[], ranges: [] as number[] };
   private commitQueued = false;
+  /** Held writes not yet acknowledged, and copies of those whose bytes the consumer changed since. */
+  readonly held = new HeldWrites();
+  private readonly heldCopies: HeldCopies;
+  /** Seqs below this are covered by a flush that has begun: copies of their data are fsynced. */
+  private flushBeganNextSeq = 0;
+  /** Seqs below this were covered by a finished flush (kept in `flushed-seq`). */
+  private flushedNextSeq = 0;
+  private readonly flushedFd: number;
 
-  private constructor(readonly o: TapDiskOptions, changeLog: FrameLog, bitmap: DirtyBitmap, fd: number, sizeBytes: number) {
+  private constructor(readonly o: TapDiskOptions, changeLog: FrameLog, bitmap: DirtyBitmap, fd: number, sizeBytes: number, heldCopies: HeldCopies, flushedFd: number) {
     this.name = o.disk;
     this.description = `${o.machine}/${o.disk} (${o.path}), protected by tidemark`;
     this.changeLog = changeLog;
@@ -95,6 +113,22 @@ export class TapDisk implements NbdExport {
     this.sizeBytes = sizeBytes;
     this.encoder = new RecordFrameEncoder(o.machine, o.disk, sizeBytes);
     this.nextSeq = Math.max(changeLog.nextSeq ?? 0, o.state.ackedNextSeq);
+    this.heldCopies = heldCopies;
+    this.flushedFd = flushedFd;
+    this.flushedNextSeq = readFlushedNextSeq(flushedFd);
+    this.flushBeganNextSeq = this.flushedNextSeq;
+    this.rebuildHeld();
+  }
+
+  /** The held writes of the log, as it was read back. */
+  private rebuildHeld(): void {
+    const heldFrameBytes = this.encoder.frameBytes(0);
+    for (const e of this.changeLog.pending()) {
+      if (e.firstSeq !== e.lastSeq || e.bytes !== heldFrameBytes) continue;
+      const r = heldRecordOf(this.changeLog.read(e));
+      if (r) this.held.add(r.seq, r.offset, r.lengthBytes, this.heldCopies.has(r.seq));
+    }
+    this.heldCopies.dropBelow(this.changeLog.firstSeq ?? this.nextSeq);
   }
 
   static async open(o: TapDiskOptions): Promise<TapDisk> {
@@ -104,7 +138,9 @@ export class TapDisk implements NbdExport {
     const dir = join(o.stateDir, o.disk);
     const changeLog = await FrameLog.open(join(dir, 'log'), 'log', o.log);
     const bitmap = DirtyBitmap.open(join(dir, 'dirty.bitmap'), sizeBytes);
-    return new TapDisk(o, changeLog, bitmap, fd, sizeBytes);
+    const heldCopies = HeldCopies.open(join(dir, 'held'), o.log);
+    const flushedFd = openSync(join(dir, 'flushed-seq'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
+    return new TapDisk(o, changeLog, bitmap, fd, sizeBytes, heldCopies, flushedFd);
   }
 
   get state(): TapState {
@@ -118,7 +154,7 @@ export class TapDisk implements NbdExport {
   get logBytes(): number {
     const newest = this.changeLog.newest();
     const kept = newest && newest.lastSeq < this.state.ackedNextSeq ? newest.bytes : 0;
-    return this.changeLog.bytes - kept + this.pending.used + this.logQueue.queuedBytes;
+    return this.changeLog.bytes - kept + this.pending.used + this.logQueue.queuedBytes + this.held.size * HELD_CHARGE_BYTES + this.heldCopies.bytes;
   }
 
   /** Every record boundary is a crash-consistent state of the disk. */
@@ -167,9 +203,27 @@ export class TapDisk implements NbdExport {
     return this.afterChange(type, offset, length, data);
   }
 
-  /** In bitmap mode, a change's blocks are marked (durably) before it reaches the disk. */
+  /**
+   * Before a change reaches the disk: held writes whose bytes it changes are copied aside
+   * first (fsynced when a flush covers them), and in bitmap mode its blocks are marked (durably).
+   */
   private beforeChange(offset: number, length: number): void {
+    if (this.held.size > 0) this.copyHeldUnder(offset, length);
     if (this.state.bitmapMode) this.bitmap.markRange(offset, length);
+  }
+
+  private copyHeldUnder(offset: number, length: number): void {
+    const under = this.held.onDiskOverlapping(offset, length);
+    if (under.length === 0) return;
+    let durable = false;
+    for (const w of under) {
+      const data = Buffer.allocUnsafe(w.lengthBytes);
+      this.readExact(data, w.offset);
+      this.heldCopies.save(w.seq, w.offset, data, false);
+      this.held.markCopied(w);
+      if (w.seq < this.flushBeganNextSeq) durable = true;
+    }
+    if (durable) this.heldCopies.sync();
   }
 
   /**
@@ -186,8 +240,9 @@ export class TapDisk implements NbdExport {
       this.bitmap.markRange(offset, length);
       return;
     }
-    const frameBytes = this.encoder.frameBytes(data ? data.length : 0);
-    if (this.logBytes + frameBytes > this.o.maxLogBytes) {
+    const held = type === RecordType.WRITE && length >= HELD_MIN_BYTES;
+    const frameBytes = this.encoder.frameBytes(data && !held ? data.length : 0);
+    if (this.logBytes + (held ? HELD_CHARGE_BYTES : frameBytes) > this.o.maxLogBytes) {
       this.o.log.warn('change log full: tracking changed blocks in the dirty bitmap; the disk will resync', { logBytes: this.logBytes, maxLogBytes: this.o.maxLogBytes });
       this.state.bitmapMode = true;
       this.bitmap.markRange(offset, length);
@@ -204,7 +259,8 @@ export class TapDisk implements NbdExport {
     }
     const p = this.pending;
     if (p.used + frameBytes > p.buf.length) this.commit();
-    const f = this.encoder.encode(this.nextSeq, now, flags, type, offset, length, data, { buf: p.buf, at: p.used });
+    if (held) this.held.add(this.nextSeq, offset, length);
+    const f = this.encoder.encode(this.nextSeq, now, flags, held ? RecordType.HELD : type, offset, length, held ? undefined : data, { buf: p.buf, at: p.used });
     p.used += f.bytes;
     p.frames.push({ firstSeq: f.firstSeq, lastSeq: f.lastSeq, timeMs: f.timeMs, flags: f.flags, bytes: f.bytes });
     p.ranges.push(offset, length);
@@ -234,6 +290,7 @@ export class TapDisk implements NbdExport {
     this.pending.used = 0;
     // Which writes those records held is not kept here: every block is compared instead.
     this.nextSeq = firstLostSeq;
+    this.forgetHeldFrom(firstLostSeq);
     this.markAllDirty();
   }
 
@@ -272,6 +329,7 @@ export class TapDisk implements NbdExport {
     } catch (e) {
       this.o.log.error('change log write failed: tracking the writes in the dirty bitmap; the disk will resync', { error: e as Error });
       this.nextSeq = frames[0].firstSeq;
+      this.forgetHeldFrom(this.nextSeq);
       this.state.bitmapMode = true;
       for (let i = 0; i < ranges.length; i += 2) this.bitmap.markRange(ranges[i], ranges[i + 1]);
     }
@@ -358,12 +416,21 @@ export class TapDisk implements NbdExport {
 
   /** Makes every change submitted so far durable: its record first, then the disk. */
   async flush(): Promise<void> {
+    let upTo = 0;
     await this.writes.barrier(() => {
+      upTo = this.nextSeq;
+      // From here on a held write below upTo that the consumer overwrites has its copy fsynced.
+      if (upTo > this.flushBeganNextSeq) this.flushBeganNextSeq = upTo;
       this.commit();
       return this.logQueue.drained();
     });
     await this.changeLog.sync();
+    this.heldCopies.sync();
     await fdatasyncAsync(this.fd);
+    if (upTo > this.flushedNextSeq) {
+      this.flushedNextSeq = upTo;
+      writeFlushedNextSeq(this.flushedFd, upTo);
+    }
   }
 
   // ---- initial sync and resync ----------------------------------------------------------
@@ -470,6 +537,88 @@ export class TapDisk implements NbdExport {
     this.o.log.info(`${what} complete: every write from here on is a recovery point`, { disk: this.o.disk, seq: this.nextSeq - 1 });
   }
 
+  // ---- held writes -----------------------------------------------------------------------
+
+  private forgetHeldFrom(seq: number): void {
+    this.held.dropFrom(seq);
+    this.heldCopies.dropFrom(seq);
+  }
+
+  /** Forgets held writes (and their copies) below `seq`: the process server holds them. */
+  dropHeldBelow(seq: number): void {
+    this.held.dropBelow(seq);
+    this.heldCopies.dropBelow(seq);
+  }
+
+  /** Bytes `entry` takes in a batch: a held write counts with its data. */
+  batchBytesOf(entry: LogEntry): number {
+    const w = entry.firstSeq === entry.lastSeq ? this.held.get(entry.firstSeq) : undefined;
+    return w ? entry.bytes + w.lengthBytes : entry.bytes;
+  }
+
+  /**
+   * The frames read back from the log as they are shipped: a held write's frame becomes the
+   * WRITE frame it stands for (the same bytes an unheld write's record would have), its data
+   * read from the disk, or from its copy when the consumer changed those bytes since. A copy
+   * is always made before such a change starts, so data read from the disk is good if the
+   * write is still not copied once the read is done.
+   */
+  async resolveHeld(entries: readonly LogEntry[], frames: Buffer[]): Promise<Buffer[]> {
+    if (this.held.size === 0) return frames;
+    const out = frames.slice();
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i];
+      const w = e.firstSeq === e.lastSeq ? this.held.get(e.firstSeq) : undefined;
+      if (!w) {
+        if (heldRecordOf(frames[i])) throw new Error(`the log's held write at seq ${e.firstSeq} is not known to the agent`);
+        continue;
+      }
+      const data = Buffer.allocUnsafe(w.lengthBytes);
+      if (!w.copied) await this.readFull(data, w.offset);
+      if (w.copied && !this.heldCopies.readInto(w.seq, data, 0)) throw new Error(`the copy of held write ${w.seq} is missing`);
+      const h = readFrameHeader(frames[i]);
+      const f = this.encoder.encode(w.seq, h.timeMs, h.flags, RecordType.WRITE, w.offset, w.lengthBytes, data);
+      out[i] = Buffer.concat([f.head, f.payload, f.checksum], f.bytes);
+    }
+    return out;
+  }
+
+  private async readFull(buf: Buffer, offset: number): Promise<void> {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await readAsync(this.fd, buf, done, buf.length - done, offset + done);
+      if (bytesRead === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += bytesRead;
+    }
+  }
+
+  /**
+   * After a host crash: a held write that no finished flush covered may have lost its data
+   * (the record can be on disk while the data is not), so the log is cut before the first
+   * such write that was neither acknowledged nor copied; what followed it is left to the
+   * whole-disk comparison the caller starts.
+   */
+  distrustUnflushedHeld(): void {
+    const floor = Math.max(this.flushedNextSeq, this.state.ackedNextSeq);
+    let cut: number | undefined;
+    for (const e of this.changeLog.pending()) {
+      if (e.firstSeq < floor) continue;
+      const w = this.held.get(e.firstSeq);
+      if (w && !w.copied) {
+        cut = e.firstSeq;
+        break;
+      }
+    }
+    if (cut === undefined) return;
+    this.o.log.warn('host crash: cutting the change log before a large write that was never flushed', { disk: this.o.disk, seq: cut });
+    this.changeLog.cutFrom(cut);
+    this.forgetHeldFrom(cut);
+    this.nextSeq = Math.max(cut, this.state.ackedNextSeq);
+  }
+
   /**
    * Forgets the log and starts the stream over at `seq`, every block to be sent again: the
    * replica's history is not what this agent recorded (downstream lost data, or this state
@@ -479,6 +628,8 @@ export class TapDisk implements NbdExport {
     this.commit();
     this.logQueue.discard();
     this.changeLog.dropThrough(Number.MAX_SAFE_INTEGER);
+    this.held.clear();
+    this.heldCopies.clear();
     this.nextSeq = seq;
     this.streamRestarts++;
     if (!this.state.initialSync.done) {
@@ -498,7 +649,29 @@ export class TapDisk implements NbdExport {
   close(): void {
     this.commit();
     this.changeLog.close();
+    this.heldCopies.close();
+    closeSync(this.flushedFd);
     this.bitmap.close();
     closeSync(this.fd);
   }
+}
+
+/** The seq below which a finished flush covered every write, as `flushed-seq` keeps it (0 if unknown). */
+function readFlushedNextSeq(fd: number): number {
+  const b = Buffer.alloc(16);
+  if (readSync(fd, b, 0, 16, 0) !== 16) return 0;
+  if (!xxh64Of(b.subarray(0, 8)).equals(b.subarray(8))) return 0;
+  return b.readUInt32BE(0) * 0x1_0000_0000 + b.readUInt32BE(4);
+}
+
+/**
+ * Written after the flush finished and without an fsync of its own: whatever value reaches the
+ * disk was true when written, and a lost one only makes a host-crash recovery cut earlier.
+ */
+function writeFlushedNextSeq(fd: number, seq: number): void {
+  const b = Buffer.alloc(16);
+  b.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 0);
+  b.writeUInt32BE(seq >>> 0, 4);
+  xxh64Of(b.subarray(0, 8)).copy(b, 8);
+  writeSync(fd, b, 0, 16, 0);
 }

@@ -268,15 +268,16 @@ test('a full change log falls back to the dirty bitmap, and the hash-compare res
     await withLogs(t, async () => {
       await pointsUntil(t, 'tapfull', 1);
       await t.stack.ps.kill9();
-      // The whole image is written again, in order, with six 64 KiB blocks changed (one of them
-      // only in its middle 4 KiB) past the first 8 MiB: by then the 2 MiB log is full, so they
-      // are tracked by the bitmap with every other block the copy wrote.
+      // The whole image is written again, in order, in 64 KiB requests (logged with their data;
+      // larger ones would be held by the disk and take little room), with six 64 KiB blocks
+      // changed (one of them only in its middle 4 KiB) past the first 8 MiB: by then the 2 MiB
+      // log is full, so they are tracked by the bitmap with every other block the copy wrote.
       const image = Buffer.from(before);
       const changed = [130, 177, 200, 250, 301, 380];
       for (const b of changed) randomBuffer(rand, b === 200 ? 4096 : BLOCK).copy(image, b * BLOCK + (b === 200 ? 16384 : 0));
       const src = join(t.dir, 'src.img');
       await writeFile(src, image);
-      await nbdcopy(src, t.uri, '--connections=1');
+      await nbdcopy(src, t.uri, '--connections=1', '--request-size=65536');
       assert.equal(sha(await readFile(t.disk)), sha(image));
       await waitUntil('the agent to fall back to the bitmap', async () => (/change log full/.test(t.agent.stderr()) ? true : undefined), 30_000);
       await t.stack.startProcessServer();
