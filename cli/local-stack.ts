@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { mkdir, readFile } from 'node:fs/promises';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { enrollOnce, loadEnrollment } from '../core/control-plane/enrollment-file.ts';
-import { identityOfEnrollment, loadIdentityDir, saveIdentityDir, type TlsIdentity } from '../core/tls/tls-identity.ts';
+import { loadIdentityDir, saveIdentityDir } from '../core/tls/tls-identity.ts';
 import { createCsr, generateKeyPair } from '../core/tls/x509.ts';
-import { IngestAssignments } from '../master-target/site-link/ingest-assignments.ts';
+import { masterTargetTls, processServerTls, serverIdentity } from './server-tls.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
 import { remoteError, requestJson } from '../core/http/client.ts';
@@ -188,9 +188,8 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
     };
     const psEnrollment = await enrollServer(psDir, 'process-server', psUrl, 'primary');
     const mtEnrollment = await enrollServer(mtDir, 'master-target', mtUrl, 'secondary');
-    const identity = async (dir: string, e: typeof psEnrollment): Promise<TlsIdentity | undefined> => secure ? identityOfEnrollment(join(dir, 'enrollment.json'), e) : undefined;
-    const psIdentity = await identity(psDir, psEnrollment);
-    const mtIdentity = await identity(mtDir, mtEnrollment);
+    const psIdentity = secure ? await serverIdentity(psDir, psEnrollment) : undefined;
+    const mtIdentity = secure ? await serverIdentity(mtDir, mtEnrollment) : undefined;
     const operatorDir = join(o.dataDir, 'operator');
     if (secure && !(await loadIdentityDir(operatorDir))) {
       const keys = await generateKeyPair();
@@ -198,25 +197,24 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
       await saveIdentityDir(operatorDir, { key: keys.privateKeyPem, cert: issued.certificate, ca: issued.caCertificate });
       log.info('operator certificate made', { dir: operatorDir });
     }
-    // The master target lets the process server ship only the machines assigned to it.
-    const ingest = secure ? await IngestAssignments.open(mtDir) : undefined;
+    const mtTls = mtIdentity && await masterTargetTls(mtDir, mtIdentity, mtEnrollment);
     const token = secure ? undefined : o.token;
 
     const mt = await startMasterTarget({
       dataDir: mtDir, host, port: mtPort, token, retentionSeconds: o.retentionSeconds ?? 24 * 3600,
       nbd: { host, port: nbdPort },
-      ...(mtIdentity ? { tls: mtIdentity, peers: { vaultId: state.vaultId, selfId: mtEnrollment.serverId!, shipsFor: (m: string) => ingest!.processServerOf(m) } } : {}),
+      ...(mtTls ? { tls: mtTls.tls, peers: mtTls.peers } : {}),
       log: createLogger('master-target', { level }),
     });
     closers.push(() => mt.close());
     const mtLink = await startMasterTargetSiteLink({
       client: new ControlPlaneClient({ url: cp.url, credential: mtEnrollment.credential }),
-      masterTargetUrl: mt.url, token, tls: mtIdentity, ingestAssignments: ingest, dataDir: mtDir, log: createLogger('master-target', { level }), softwareVersion: SOFTWARE_VERSION,
+      masterTargetUrl: mt.url, token, tls: mtTls?.siteLinkTls, ingestAssignments: mtTls?.ingestAssignments, dataDir: mtDir, log: createLogger('master-target', { level }), softwareVersion: SOFTWARE_VERSION,
     });
     closers.push(() => mtLink.close());
     const ps = await startProcessServer({
       dataDir: psDir, host, port: psPort, masterTargetUrl: mt.url, token,
-      ...(psIdentity ? { tls: { identity: psIdentity, vaultId: state.vaultId } } : {}),
+      ...(psIdentity ? { tls: processServerTls(psIdentity, psEnrollment) } : {}),
       log: createLogger('process-server', { level }),
       controlPlane: { url: cp.url, credential: psEnrollment.credential, heartbeatIntervalMs: o.heartbeatIntervalMs, softwareVersion: SOFTWARE_VERSION },
     });

@@ -39,6 +39,8 @@ export interface ProcessServerOptions {
    * certificates (docs/security.md).
    */
   tls?: { identity: TlsIdentity; vaultId: string };
+  /** Certificate to present to an https:// master target without serving HTTPS itself. @default tls.identity */
+  masterTargetTls?: TlsIdentity;
   /**
    * The control plane this process server is enrolled with: it then polls its commands,
    * sends heartbeats, and accepts agents by their own credentials (besides `token`).
@@ -64,7 +66,7 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   const log = o.log ?? createLogger('process-server');
   const spoolDir = join(o.dataDir, 'spool');
   await mkdir(spoolDir, { recursive: true });
-  const link: MasterTargetLink = { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token, tls: o.tls?.identity };
+  const link: MasterTargetLink = { url: o.masterTargetUrl, token: o.masterTargetToken ?? o.token, tls: o.tls?.identity ?? o.masterTargetTls };
   const streams = new Streams(spoolDir, link, log);
   let onSpoolLevel: WanOptions['onSpoolLevel'] = () => {};
   const wan = new WanLink({

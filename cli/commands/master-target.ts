@@ -7,6 +7,7 @@ import { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { startMasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
+import { masterTargetTls } from '../server-tls.ts';
 import type { Command } from './command.ts';
 
 export const masterTargetCommand: Command = {
@@ -27,7 +28,9 @@ points and exports to the CLI.
   --scratch-bytes N   bound of each writable view's scratch overlay (default 1G; e.g. 512M)
 ${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane it runs test failovers and cleanups sent by the control plane: each disk
-is exported at the chosen point into DIR/test-failovers/JOB/MACHINE/ and hashed.
+is exported at the chosen point into DIR/test-failovers/JOB/MACHINE/ and hashed. Enrolled with
+an https:// --url, it serves HTTPS: process servers present their certificates and may ship
+only the machines assigned to them; the CLI needs an operator certificate (--identity).
 `,
   async run(argv, env) {
     const { values: flags } = parse('master-target', argv, {
@@ -42,21 +45,27 @@ is exported at the chosen point into DIR/test-failovers/JOB/MACHINE/ and hashed.
     const listen = parseListen(required('master-target', values, 'listen'));
     const dataDir = required('master-target', values, 'data');
     const token = optional(values, 'token') ?? env.token;
-    const enrollment = await enrollServer('master-target', 'master-target', values, dataDir, listen);
+    const log = createLogger('master-target', { level: env.logLevel });
+    const enrolled = await enrollServer('master-target', 'master-target', values, dataDir, listen, log);
+    const enrollment = enrolled?.enrollment;
+    const secure = enrolled?.tls
+      ? await masterTargetTls(dataDir, enrolled.identity!, enrolled.enrollment, new URL(enrolled.url).hostname.replace(/^\[|\]$/g, ''))
+      : undefined;
     const mt = await startMasterTarget({
       dataDir,
       host: listen.host,
       port: listen.port,
       token,
       retentionSeconds: parseDurationSeconds('retention', optional(values, 'retention') ?? '24h'),
-      log: createLogger('master-target', { level: env.logLevel }),
+      log,
+      ...(secure ? { tls: secure.tls, peers: secure.peers } : {}),
       ...(nbd ? { nbd: parseListen(nbd) } : {}),
       ...(scratchBytes ? { scratchBytes: parseBytes('scratch-bytes', scratchBytes) } : {}),
       ...(retentionFull ? { retentionFullSeconds: parseDurationSeconds('retention-full', retentionFull) } : {}),
     });
     const link = enrollment && await startMasterTargetSiteLink({
       client: new ControlPlaneClient({ url: enrollment.controlPlaneUrl, credential: enrollment.credential }),
-      masterTargetUrl: mt.url, token, dataDir, log: createLogger('master-target', { level: env.logLevel }), softwareVersion: '0.1.0',
+      masterTargetUrl: mt.url, token, tls: secure?.siteLinkTls, ingestAssignments: secure?.ingestAssignments, dataDir, log, softwareVersion: '0.1.0',
     });
     process.stdout.write(`master target listening on ${mt.url}${enrollment ? `, enrolled with ${enrollment.controlPlaneUrl}` : ''}\n`);
     if (mt.nbd) process.stdout.write(`views served on nbd://${mt.nbd.host}:${mt.nbd.port}\n`);

@@ -6,6 +6,8 @@ import { runUntilSignal } from '../run-until-signal.ts';
 import { parseSchedule } from '../../process-server/wan/bandwidth.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
+import { processServerTls } from '../server-tls.ts';
+import { UsageError } from '../../core/errors.ts';
 import type { Command } from './command.ts';
 
 export const processServerCommand: Command = {
@@ -20,7 +22,8 @@ master target, resuming wherever it stands after a restart or a dropped link.
 
   --data DIR              where the spool lives (created if missing)
   --listen HOST:PORT      address to serve agents on, e.g. 0.0.0.0:7401
-  --master-target URL     the master target, e.g. http://dr-site:7402
+  --master-target URL     the master target, e.g. http://dr-site:7402; an https:// one is called with
+                          this server's certificate (so it must be enrolled) and only the vault CA trusted
   --max-spool-bytes SIZE  pending bytes allowed per disk before agents are told to wait (default ${DEFAULT_MAX_SPOOL_BYTES / 1024 ** 3}G)
   --spool-max-bytes SIZE  limit of the whole spool, all disks together (default none): status and
                           the control plane are told at 80% and 95%, and when it is full agents get 507
@@ -31,7 +34,8 @@ master target, resuming wherever it stands after a restart or a dropped link.
                           this checkout, made by npm run bundle-agent); see tidemark push-install
 ${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane, agents may also authenticate with their own credential: the control
-plane confirms it, and the agent may then only touch its own machine's streams.
+plane confirms it, and the agent may then only touch its own machine's streams. Enrolled
+with an https:// --url, it serves HTTPS and agents present their certificates.
 `,
   async run(argv, env) {
     const { values: flags } = parse('process-server', argv, {
@@ -48,18 +52,29 @@ plane confirms it, and the agent may then only touch its own machine's streams.
       bandwidth: optional(values, 'bandwidth') ? parseSchedule(optional(values, 'bandwidth')!) : undefined,
     };
     const dataDir = required('process-server', values, 'data');
-    const enrollment = await enrollServer('process-server', 'process-server', values, dataDir, listen);
+    const masterTargetUrl = parseUrl('master target', required('process-server', values, 'master-target'));
+    const log = createLogger('process-server', { level: env.logLevel });
+    const enrolled = await enrollServer('process-server', 'process-server', values, dataDir, listen, log);
+    const enrollment = enrolled?.enrollment;
+    if (masterTargetUrl.startsWith('https:') && !enrolled?.identity) {
+      throw new UsageError(`process-server: the master target ${masterTargetUrl} speaks TLS and wants this process server's certificate, which it has not got`, {
+        hint: 'enroll it with --control-plane, --key and an https:// --url (TIDEMARK_CONTROL_PLANE, TIDEMARK_KEY, TIDEMARK_URL)',
+      });
+    }
     const ps = await startProcessServer({
       dataDir,
       controlPlane: enrollment && { url: enrollment.controlPlaneUrl, credential: enrollment.credential, softwareVersion: '0.1.0' },
       host: listen.host,
       port: listen.port,
-      masterTargetUrl: parseUrl('master target', required('process-server', values, 'master-target')),
+      masterTargetUrl,
+      ...(enrolled?.tls ? { tls: processServerTls(enrolled.identity!, enrolled.enrollment) } : {}),
+      // Enrolled over http but shipping to an https master target: it still presents its certificate there.
+      ...(enrolled?.identity && !enrolled.tls ? { masterTargetTls: enrolled.identity } : {}),
       token: optional(values, 'token') ?? env.token,
       maxSpoolBytes: spool ? parseBytes('max-spool-bytes', spool) : undefined,
       wan,
       agentDir: optional(values, 'agent-dir'),
-      log: createLogger('process-server', { level: env.logLevel }),
+      log,
     });
     process.stdout.write(`process server listening on ${ps.url}\n`);
     return runUntilSignal(() => ps.close());

@@ -1,7 +1,8 @@
 /**
  * A component's enrollment kept on disk (mode 0600) so that it enrolls once: the control
  * plane's URL, the credential and the ids it was given. Format version 1:
- * `{ "v": 1, "controlPlaneUrl", "name", "credential", "vaultId", "siteId", "role", "serverId"?, "machineId"?, "disks"?, "certificate"?, "caCertificate"? }`;
+ * `{ "v": 1, "controlPlaneUrl", "name", "credential", "vaultId", "siteId", "role", "serverId"?, "url"?, "machineId"?, "disks"?, "certificate"?, "caCertificate"? }`
+ * (`url`: the URL a server enrolled with; files written before it was kept lack it);
  * the key of the certificate is `enrollment-key.pem` beside it (0600).
  *
  * @example
@@ -23,6 +24,8 @@ export interface StoredEnrollment extends EnrollResponse {
   controlPlaneUrl: string;
   /** The name enrolled with (an agent's machine name, a server's name). */
   name: string;
+  /** A server's URL as enrolled (its peers are told it); absent in files made before it was kept. */
+  url?: string;
 }
 
 /** The enrollment in `path`, or undefined if there is none; refuses a version it does not know. */
@@ -70,7 +73,7 @@ export async function enrollOnce(
   const keys = await generateKeyPair();
   await writeFileAtomic(enrollmentKeyPath(path), keys.privateKeyPem);
   const answer = await enroll(controlPlaneUrl, { ...req, csr: await createCsr(keys, req.name) }, options);
-  const enrollment: StoredEnrollment = { v: 1, controlPlaneUrl, name: req.name, ...answer };
+  const enrollment: StoredEnrollment = { v: 1, controlPlaneUrl, name: req.name, ...(req.url ? { url: req.url } : {}), ...answer };
   await saveEnrollment(path, enrollment);
   return { enrollment, enrolledNow: true };
 }

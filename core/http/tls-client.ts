@@ -5,6 +5,7 @@
  * one kept-alive agent per identity.
  */
 import { Agent, request } from 'node:https';
+import { checkServerIdentity } from 'node:tls';
 import { Readable } from 'node:stream';
 import type { TlsIdentity } from '../tls/tls-identity.ts';
 
@@ -14,7 +15,11 @@ const agents = new WeakMap<TlsIdentity, Agent>();
 export function agentFor(identity: TlsIdentity): Agent {
   let a = agents.get(identity);
   if (!a) {
-    a = new Agent({ keepAlive: true, maxSockets: 16, ca: [identity.ca], cert: identity.cert, key: identity.key, minVersion: 'TLSv1.2' });
+    const { serverHost } = identity;
+    a = new Agent({
+      keepAlive: true, maxSockets: 16, ca: [identity.ca], cert: identity.cert, key: identity.key, minVersion: 'TLSv1.2',
+      ...(serverHost ? { checkServerIdentity: (_dialled: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(serverHost, cert) } : {}),
+    });
     agents.set(identity, a);
   }
   return a;

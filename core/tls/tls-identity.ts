@@ -16,6 +16,12 @@ export interface TlsIdentity {
   readonly cert: string;
   /** PKCS#8 PEM of its private key. */
   readonly key: string;
+  /**
+   * As a client: the host a server's certificate must name instead of the host dialled. A
+   * server that calls its own API on loopback sets its enrolled host here, which is all its
+   * certificate names. @default the host of the URL dialled
+   */
+  readonly serverHost?: string;
 }
 
 export const ENROLLMENT_KEY_FILE = 'enrollment-key.pem';
