@@ -166,3 +166,20 @@ describe('a replayed batch', () => {
   });
 });
 
+
+describe('a server calling its own API on loopback', () => {
+  it('checks its certificate against the host it enrolled with (serverHost), not the one dialled', async () => {
+    const named = await vault.issue('master-target', 'mt-named', ['dr-site.example']);
+    const self = await startMasterTarget({
+      dataDir: join(dir, 'mt-named'), host: '127.0.0.1', port: 0, retentionSeconds: 3600, log: silentLogger,
+      tls: named, peers: { vaultId: vault.vaultId, selfId: named.id },
+    });
+    try {
+      await assert.rejects(get(self.url, '/v1/machines', named), /not from this vault's CA/);
+      assert.equal((await get(self.url, '/v1/machines', { ...named, serverHost: 'dr-site.example' })).status, 200);
+      await assert.rejects(get(self.url, '/v1/machines', { ...named, serverHost: 'elsewhere.example' }), /not from this vault's CA/);
+    } finally {
+      await self.close();
+    }
+  });
+});
