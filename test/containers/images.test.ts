@@ -18,6 +18,10 @@ import type { Point } from '../../cli/commands/points.ts';
 import { freePort } from '../helpers/ports.ts';
 import { REPO, startTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
 import { Podman, run, unavailable } from './podman.ts';
+import { requestJson } from '../../core/http/client.ts';
+import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
+import { createCsr, generateKeyPair } from '../../core/tls/x509.ts';
+import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
 
 const MiB = 1024 * 1024;
 const DISK_BYTES = 32 * MiB;
@@ -37,6 +41,8 @@ test('both images build on a local base, run as non-root, report healthy and rep
   const psUrl = `http://127.0.0.1:${psPort}`;
   const mtUrl = `http://127.0.0.1:${mtPort}`;
   let agent: Running | undefined;
+  let cp: LocalControlPlane | undefined;
+  const [psTls, mtTls] = [`${ps}-tls`, `${mt}-tls`];
   // Even with a private store, podman keeps a blob cache in /var/lib/containers and leaves a
   // folder in ~/.config/containers: remove those after if they were not there before.
   const hostPathsBefore = await Promise.all(PODMAN_HOST_PATHS.map((p) => stat(p).then(() => true, () => false)));
@@ -145,15 +151,46 @@ test('both images build on a local base, run as non-root, report healthy and rep
     assert.deepEqual(await points(), all);
     assert.equal(await exported(first), hashes.get(0), 'the first point survives the master target container');
     phase('replace master target, export');
+
+    // Enrolled through the environment with https:// URLs, both serve mutual TLS from the
+    // bundled CLI, the process server dialling the master target with its certificate.
+    cp = await startControlPlane({ dataDir: join(dir, 'cp'), port: 0 });
+    const admin = async (path: string, body: unknown) => {
+      const r = await requestJson<any>(`${cp!.url}/api/v1`, 'POST', path, body, { token: cp!.adminToken });
+      assert.ok(r.status < 300, `${path}: ${r.status} ${JSON.stringify(r.body)}`);
+      return r.body;
+    };
+    const vault = await admin('/vaults', { name: 'v' });
+    const { key } = await admin(`/vaults/${vault.id}/registration-keys`, {});
+    const [psTlsUrl, mtTlsUrl] = [`https://127.0.0.1:${await freePort()}`, `https://127.0.0.1:${await freePort()}`];
+    const enrolled = (name: string, url: string, extra: string[]) => [
+      'run', '-d', '--name', name, '--network', 'host', '-v', `${name}:/data`, '-e', `TIDEMARK_LISTEN=${new URL(url).host}`,
+      '-e', `TIDEMARK_CONTROL_PLANE=${cp!.url}`, '-e', `TIDEMARK_KEY=${key}`, '-e', `TIDEMARK_NAME=${name}`, '-e', `TIDEMARK_URL=${url}`, ...extra,
+    ];
+    await podman.ok(enrolled(mtTls, mtTlsUrl, [`localhost/tidemark-master-target:${tag}`]));
+    await podman.ok(enrolled(psTls, psTlsUrl, ['-e', `TIDEMARK_MASTER_TARGET=${mtTlsUrl}`, `localhost/tidemark-process-server:${tag}`]));
+    await healthy(podman, mtTls);
+    await healthy(podman, psTls);
+    const keys = await generateKeyPair();
+    const issued = await admin(`/vaults/${vault.id}/operator-certificates`, { name: 'ops', csr: await createCsr(keys, 'ops') });
+    const operator: TlsIdentity = { key: keys.privateKeyPem, cert: issued.certificate, ca: issued.caCertificate };
+    const noCert = { ...operator, cert: '', key: '' };
+    for (const [url, path] of [[psTlsUrl, '/v1/status'], [mtTlsUrl, '/v1/machines']] as const) {
+      assert.equal((await requestJson(url, 'GET', '/healthz', undefined, { tls: noCert })).status, 200);
+      assert.equal((await requestJson(url, 'GET', path, undefined, { tls: noCert })).status, 401, `${url}${path} without a certificate`);
+      assert.equal((await requestJson(url, 'GET', path, undefined, { tls: operator })).status, 200, `${url}${path} as the operator`);
+    }
+    phase('TLS pair from the environment');
     t.diagnostic(`${phases.join(', ')}; ${all.length} points`);
   } catch (e) {
-    const logs = await Promise.all([mt, ps].map(async (n) => `--- ${n} ---\n${(await podman.run(['logs', '--tail', '40', n])).stderr.slice(-3000)}`));
+    const logs = await Promise.all([mt, ps, mtTls, psTls].map(async (n) => `--- ${n} ---\n${(await podman.run(['logs', '--tail', '40', n])).stderr.slice(-3000)}`));
     (e as Error).message += `\n${logs.join('\n')}\n--- agent ---\n${agent?.stderr().slice(-3000) ?? ''}`;
     throw e;
   } finally {
     await agent?.stop();
-    await podman.run(['rm', '--force', '--time', '0', mt, ps]);
-    await podman.run(['volume', 'rm', '--force', mt, ps]);
+    await podman.run(['rm', '--force', '--time', '0', mt, ps, mtTls, psTls]);
+    await podman.run(['volume', 'rm', '--force', mt, ps, mtTls, psTls]);
+    await cp?.close();
     await podman.run(['rmi', '--force', `localhost/tidemark-process-server:${tag}`, `localhost/tidemark-master-target:${tag}`, `localhost/tidemark-node-base:${tag}`]);
     await podman.run(['system', 'reset', '--force'], 60_000);
     await rm(dir, { recursive: true, force: true });
