@@ -9,7 +9,7 @@ import type { LogLevel } from '../core/log.ts';
  * configured this way. A flag given on the command line wins.
  */
 export const SERVER_ENVIRONMENT_OPTIONS = [
-  'data', 'listen', 'master-target', 'max-spool-bytes', 'retention', 'retention-full', 'nbd', 'scratch-bytes',
+  'data', 'listen', 'master-target', 'max-spool-bytes', 'spool-max-bytes', 'bandwidth', 'agent-dir', 'retention', 'retention-full', 'nbd', 'scratch-bytes',
   'control-plane', 'key', 'name', 'site', 'url',
 ] as const;
 

@@ -12,8 +12,13 @@ const STARTUP_MS = 120_000;
 
 test('server options come from TIDEMARK_<OPTION> when no flag gives them', () => {
   assert.equal(environmentName('max-spool-bytes'), 'TIDEMARK_MAX_SPOOL_BYTES');
-  const env = readEnvironment({ TIDEMARK_DATA: '/data', TIDEMARK_MASTER_TARGET: 'http://mt:7402', TIDEMARK_RETENTION_FULL: '2h', TIDEMARK_NBD: '', OTHER: 'x' });
-  assert.deepEqual(env.serverOptions, { data: '/data', 'master-target': 'http://mt:7402', 'retention-full': '2h' });
+  const env = readEnvironment({
+    TIDEMARK_DATA: '/data', TIDEMARK_MASTER_TARGET: 'http://mt:7402', TIDEMARK_RETENTION_FULL: '2h', TIDEMARK_NBD: '', OTHER: 'x',
+    TIDEMARK_SPOOL_MAX_BYTES: '20G', TIDEMARK_BANDWIDTH: '08:00-18:00=10MB/s', TIDEMARK_AGENT_DIR: '/opt/agent',
+  });
+  assert.deepEqual(env.serverOptions, {
+    data: '/data', 'master-target': 'http://mt:7402', 'retention-full': '2h', 'spool-max-bytes': '20G', bandwidth: '08:00-18:00=10MB/s', 'agent-dir': '/opt/agent',
+  });
 });
 
 test('a master target and a process server start from their environment alone; a flag wins over it', { timeout: 240_000 }, async () => {
@@ -34,6 +39,9 @@ test('a master target and a process server start from their environment alone; a
     const bad = await runTidemark(['master-target', '--listen', '127.0.0.1:0'], { TIDEMARK_DATA: join(dir, 'mt2'), TIDEMARK_RETENTION: 'soon' });
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /invalid retention "soon"/);
+    const badBandwidth = await runTidemark(['process-server', '--data', join(dir, 'ps3'), '--listen', '127.0.0.1:0', '--master-target', `http://127.0.0.1:${mtPort}`], { TIDEMARK_BANDWIDTH: 'plenty' });
+    assert.equal(badBandwidth.code, 1, 'TIDEMARK_BANDWIDTH is read');
+    assert.match(badBandwidth.stderr, /plenty/);
     const missing = await runTidemark(['process-server', '--data', join(dir, 'ps2'), '--listen', '127.0.0.1:0']);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /--master-target is required/);
