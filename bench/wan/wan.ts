@@ -30,6 +30,8 @@ const RATIO_BLOCKS = Number(process.env.WAN_BLOCKS ?? 256);
 const AGENTS = Number(process.env.WAN_AGENTS ?? 50);
 const AGENT_MIB = Number(process.env.WAN_AGENT_MIB ?? 8);
 const BLOCKS_PER_FRAME = 16;
+/** Set to a folder to have the process server and master target of part 2 write V8 CPU profiles there. */
+const CPU_PROF_DIR = process.env.WAN_CPU_PROF_DIR;
 
 const keepAlive = new Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -62,13 +64,13 @@ interface Stack {
   ps: Running;
 }
 
-async function startStack(dir: string): Promise<Stack> {
+async function startStack(dir: string, nodeArgs: string[] = []): Promise<Stack> {
   const [mtPort, psPort] = [await freePort(), await freePort()];
   const env = { TIDEMARK_TOKEN: TOKEN, TIDEMARK_LOG_LEVEL: 'warn' };
-  const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`, '--retention', '1h'], env);
+  const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`, '--retention', '1h'], env, nodeArgs);
   await mt.waitFor(/listening on/);
   const mtUrl = `http://127.0.0.1:${mtPort}`;
-  const ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl], env);
+  const ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl], env, nodeArgs);
   await ps.waitFor(/listening on/);
   return { psUrl: `http://127.0.0.1:${psPort}`, mtUrl, mt, ps };
 }
@@ -143,7 +145,8 @@ async function main(): Promise<void> {
     }
 
     // 2. Throughput with many agents.
-    const s = await startStack(join(dir, 'throughput'));
+    const s = await startStack(join(dir, 'throughput'), CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : []);
+    if (CPU_PROF_DIR) process.stdout.write(`CPU profiles in ${CPU_PROF_DIR}: process server pid ${s.ps.child.pid}, master target pid ${s.mt.child.pid}\n`);
     const blocksPerAgent = Math.floor((AGENT_MIB * MiB) / MIX_BLOCK_BYTES);
     const agents = Array.from({ length: AGENTS }, (_, i) => {
       const blocks = mixedBlocks(1000 + i, blocksPerAgent, pool);
@@ -152,7 +155,9 @@ async function main(): Promise<void> {
     const total = AGENTS * blocksPerAgent * MIX_BLOCK_BYTES;
     const cpuBefore = await Promise.all([s.ps, s.mt].map((p) => cpuSeconds(p.child.pid)));
     const senderBefore = process.cpuUsage();
+    const windowFromUs = process.hrtime.bigint() / 1000n;
     const seconds = await replicate(s, agents);
+    if (CPU_PROF_DIR) process.stdout.write(`profile window (monotonic µs): ${windowFromUs}..${process.hrtime.bigint() / 1000n}\n`);
     const cpu = (await Promise.all([s.ps, s.mt].map((p) => cpuSeconds(p.child.pid)))).map((c, i) => c - cpuBefore[i]);
     const sender = process.cpuUsage(senderBefore);
     const tm = await metricsOf(s.psUrl);
