@@ -3,9 +3,10 @@
  * into the batch a plain version 1 frame would give before anything is applied, so the
  * journal and the apply path only ever see ordinary WRITE records. A reference resolves to a block of the same
  * batch or to one the content index points at, and only if the bytes found there hash to the
- * reference: the replica changes, so the index is a hint, never trusted. Any reference that
- * cannot be resolved fails the whole batch with the list of missing hashes (nothing applied);
- * the process server then sends those blocks as data.
+ * reference: the replica changes, so the index is a hint, never trusted. Bytes once found to
+ * hash to a reference are kept (`VerifiedBlocks`), so a block that recurs is neither read nor
+ * hashed again. Any reference that cannot be resolved fails the whole batch with the list of
+ * missing hashes (nothing applied); the process server then sends those blocks as data.
  */
 import { TidemarkError, FrameError } from '../../core/errors.ts';
 import type { BufferPool } from '../../core/buffer-pool.ts';
@@ -14,6 +15,7 @@ import { CHECKSUM_BYTES, decodeRecords, FRAME_HEADER_BYTES, FRAME_VERSION, FRAME
 import { contentHash, hashName, PieceKind, readPieces, type Piece } from '../../core/wire/pieces.ts';
 import { prepareRecords, releaseBatch, type PreparedBatch } from '../batch.ts';
 import { ContentIndex, type BlockLocation } from './content-index.ts';
+import { VerifiedBlocks } from './verified-blocks.ts';
 
 /** Frame versions this master target reads. */
 export const READABLE_VERSIONS = [FRAME_VERSION, FRAME_VERSION_PIECES] as const;
@@ -44,7 +46,7 @@ export class ReferenceResolver {
   resolvedCount = 0;
   missingCount = 0;
 
-  constructor(private readonly read: ReplicaReader, readonly index = new ContentIndex()) {}
+  constructor(private readonly read: ReplicaReader, readonly index = new ContentIndex(), readonly verified = new VerifiedBlocks()) {}
 
   /**
    * Checks a frame of version 1 or 2 (once) and prepares it for applying, resolving its
@@ -75,7 +77,9 @@ export class ReferenceResolver {
           referencedBytes += p.lengthBytes;
           const name = hashName(p.hash);
           if (found.has(name) || missing.has(name)) continue;
-          const bytes = this.fromBatch(local.get(name), p.lengthBytes, p.hash, take) ?? (await this.fromReplica(name, p.lengthBytes, p.hash, take));
+          const bytes = this.fromVerified(name, p.lengthBytes)
+            ?? this.fromBatch(name, local.get(name), p.lengthBytes, p.hash, take)
+            ?? (await this.fromReplica(name, p.lengthBytes, p.hash, take));
           if (bytes) found.set(name, bytes);
           else missing.add(name);
         }
@@ -136,13 +140,21 @@ export class ReferenceResolver {
     for (const b of blocks) this.index.note(b.name, { machine, disk, offset: b.offset, lengthBytes: b.lengthBytes });
   }
 
+  /** A block hashed here before and found to match: no read, no second hash. */
+  private fromVerified(name: string, lengthBytes: number): Buffer | undefined {
+    const b = this.verified.get(name);
+    return b && b.length === lengthBytes ? b : undefined;
+  }
+
   /** The bytes of a piece of this batch that a reference names, if they hash to it. */
-  private fromBatch(p: Piece | undefined, lengthBytes: number, hash: Buffer, take: (bytes: number) => Buffer): Buffer | undefined {
+  private fromBatch(name: string, p: Piece | undefined, lengthBytes: number, hash: Buffer, take: (bytes: number) => Buffer): Buffer | undefined {
     if (!p || p.lengthBytes !== lengthBytes || p.kind === PieceKind.ZERO || p.kind === PieceKind.REF) return undefined;
     let bytes: Buffer;
     if (p.kind === PieceKind.DATA) bytes = p.data;
     else decompressPiece(p, (bytes = take(lengthBytes)), 0, -1);
-    return contentHash(bytes).equals(hash) ? bytes : undefined;
+    if (!contentHash(bytes).equals(hash)) return undefined;
+    this.verified.add(name, bytes);
+    return bytes;
   }
 
   private async fromReplica(name: string, lengthBytes: number, hash: Buffer, take: (bytes: number) => Buffer): Promise<Buffer | undefined> {
@@ -155,7 +167,10 @@ export class ReferenceResolver {
     } catch {
       read = false;
     }
-    if (read && contentHash(bytes).equals(hash)) return bytes;
+    if (read && contentHash(bytes).equals(hash)) {
+      this.verified.add(name, bytes);
+      return bytes;
+    }
     this.index.forget(name);
     return undefined;
   }

@@ -108,6 +108,21 @@ test('a reference to a block no longer where the index says is answered with the
   assert.ok(img.subarray(0, 64 * KiB).equals(c) && img.subarray(64 * KiB, 128 * KiB).equals(unknown));
 });
 
+test('a block once resolved and verified resolves again after its place on the replica was overwritten', async () => {
+  const d = block(9);
+  await applied(v2([pieces(832 * KiB, [data(d)])]));
+  // Resolved through the content index (read and hashed): now kept as verified.
+  await applied(v2([pieces(896 * KiB, [ref(d)])]));
+  // Both places that held d are overwritten; the index has nowhere left to point.
+  await applied(encodeFrame({ machine: 'm', disk: 'disk0', firstSeq: seq, timeMs: Date.now(), diskBytes: DISK, records: [
+    { type: RecordType.WRITE, offset: 832 * KiB, data: block(10) }, { type: RecordType.WRITE, offset: 896 * KiB, data: block(11) },
+  ] }));
+  await applied(v2([pieces(960 * KiB, [ref(d)])]));
+  const img = await image();
+  assert.ok(img.subarray(960 * KiB, 1024 * KiB).equals(d));
+  assert.ok(img.subarray(832 * KiB, 896 * KiB).equals(block(10)) && img.subarray(896 * KiB, 960 * KiB).equals(block(11)));
+});
+
 test('a reference whose claimed data does not hash to it is not resolved from that data', async () => {
   const real = block(6);
   const lie: Piece = { kind: PieceKind.DATA, lengthBytes: 64 * KiB, hash: contentHash(real), data: block(7) };
