@@ -417,6 +417,13 @@ export class Journal {
 
 /** Parts shorter than this are copied into a shared buffer instead of being gathered one by one. */
 const SMALL_PART_BYTES = 16 * 1024;
+/**
+ * An entry's first arena: most entries' small parts (headers, RESULT, COMMIT) fit in it. Each
+ * further arena is four times larger, up to ARENA_BYTES. A megabyte for every entry would be
+ * mostly unused, and its memory, outside V8's heap but counted by it, brings on full
+ * collections every few dozen batches.
+ */
+const FIRST_ARENA_BYTES = 16 * 1024;
 const ARENA_BYTES = 1024 * 1024;
 
 /**
@@ -449,7 +456,7 @@ export class EntryWriter {
       if (p.length < SMALL_PART_BYTES) {
         if (this.arenaUsed + p.length > this.arena.length) {
           this.sealArena();
-          this.arena = Buffer.allocUnsafe(ARENA_BYTES);
+          this.arena = Buffer.allocUnsafe(this.arena.length ? Math.min(ARENA_BYTES, this.arena.length * 4) : FIRST_ARENA_BYTES);
           this.arenaStart = this.arenaUsed = 0;
         }
         p.copy(this.arena, this.arenaUsed);
