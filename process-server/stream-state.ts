@@ -1,7 +1,8 @@
 /**
- * The one fact about a stream the spool alone cannot give back after a restart: how far the
- * master target has acknowledged. It is written before frames leave the spool, so it is never
- * behind the truth.
+ * The one fact about a stream the spool alone cannot give back after a restart once it is
+ * empty: how far the master target has acknowledged. It is written before the last pending
+ * frames leave the spool, so whenever the spool is empty it is not behind the truth; while a
+ * frame is pending, the spool's newest frame gives the position and this file may lag.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';

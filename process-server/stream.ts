@@ -60,6 +60,8 @@ export class Stream {
   private loop: Promise<void> | undefined;
   /** The master target reads version 2 frames (references and pieces). */
   private masterTargetPieces = false;
+  /** stream.json exists (it may lag behind while frames are pending: see stream-state.ts). */
+  private stateSaved = false;
 
   private constructor(
     readonly machine: string,
@@ -75,6 +77,7 @@ export class Stream {
     const spool = await StreamSpool.open(dir, l);
     const s = new Stream(machine, disk, dir, spool, mt, l);
     s.appliedNextSeq = (await loadStreamState(dir))?.appliedNextSeq;
+    s.stateSaved = s.appliedNextSeq !== undefined;
     return s;
   }
 
@@ -89,7 +92,12 @@ export class Stream {
     if (!Number.isSafeInteger(pos.nextSeq) || pos.nextSeq < 1) throw new Error(`master target gave an invalid position ${pos.nextSeq}`);
     this.appliedNextSeq = pos.nextSeq;
     this.masterTargetPieces = Array.isArray(pos.wireVersions) && pos.wireVersions.includes(FRAME_VERSION_PIECES);
-    await saveStreamState(this.dir, { version: 1, appliedNextSeq: pos.nextSeq });
+    await this.saveState(pos.nextSeq);
+  }
+
+  private async saveState(appliedNextSeq: number): Promise<void> {
+    await saveStreamState(this.dir, { version: 1, appliedNextSeq });
+    this.stateSaved = true;
   }
 
   /** Takes one verified frame from the agent. Answers only once it is durable. */
@@ -220,7 +228,10 @@ export class Stream {
     if (r.status === 200 || r.status === 409) {
       const next = r.body.nextSeq;
       if (!Number.isSafeInteger(next)) throw new Error(`master target answered ${r.status} without a position`);
-      await saveStreamState(this.dir, { version: 1, appliedNextSeq: next! });
+      // While a frame stays pending, the newest segment stays and says where the stream stands
+      // after a restart; only a drop that leaves nothing pending must record the position first
+      // (and the first one, so that a restart finds a position without the master target).
+      if (!this.stateSaved || next! >= (this.spool.nextSeq ?? 0)) await this.saveState(next!);
       this.appliedNextSeq = next!;
       if (r.status === 200) this.lastAppliedTimeMs = header.timeMs;
       await this.spool.dropThrough(next! - 1);
