@@ -3,6 +3,7 @@ import { createLogger } from '../../core/log.ts';
 import { startMasterTarget } from '../../master-target/server.ts';
 import { parse, required, optional, parseDurationSeconds, parseBytes } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
+import { tuneHeapForServer } from '../../core/server-heap.ts';
 import { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { startMasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
@@ -51,6 +52,7 @@ only the machines assigned to them; the CLI needs an operator certificate (--ide
     const secure = enrolled?.tls
       ? await masterTargetTls(dataDir, enrolled.identity!, enrolled.enrollment, new URL(enrolled.url).hostname.replace(/^\[|\]$/g, ''))
       : undefined;
+    tuneHeapForServer();
     const mt = await startMasterTarget({
       dataDir,
       host: listen.host,

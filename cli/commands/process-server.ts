@@ -3,6 +3,7 @@ import { createLogger } from '../../core/log.ts';
 import { startProcessServer, DEFAULT_MAX_SPOOL_BYTES } from '../../process-server/server.ts';
 import { parse, required, optional, parseBytes, parseUrl } from '../args.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
+import { tuneHeapForServer } from '../../core/server-heap.ts';
 import { parseSchedule } from '../../process-server/wan/bandwidth.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
@@ -61,6 +62,7 @@ with an https:// --url, it serves HTTPS and agents present their certificates.
         hint: 'enroll it with --control-plane, --key and an https:// --url (TIDEMARK_CONTROL_PLANE, TIDEMARK_KEY, TIDEMARK_URL)',
       });
     }
+    tuneHeapForServer();
     const ps = await startProcessServer({
       dataDir,
       controlPlane: enrollment && { url: enrollment.controlPlaneUrl, credential: enrollment.credential, softwareVersion: '0.1.0' },

@@ -7,6 +7,7 @@ import { parse, required, optional, parseDurationSeconds } from '../args.ts';
 import { startUpStack } from '../local-stack.ts';
 import { rememberIdentity } from '../operator-identity.ts';
 import { runUntilSignal } from '../run-until-signal.ts';
+import { tuneHeapForServer } from '../../core/server-heap.ts';
 import type { Command } from './command.ts';
 
 export const DEFAULT_UP_PORT = 7400;
@@ -67,6 +68,7 @@ DIR/operator, so tidemark status, points, export, view, failover, cleanup and bo
     const retention = optional(values, 'retention');
     const schedule = optional(values, 'schedule-interval');
     const token = await stackToken(dataDir, env.token);
+    tuneHeapForServer();
     const stack = await startUpStack({
       dataDir, port, token, logLevel: env.logLevel,
       retentionSeconds: retention ? parseDurationSeconds('retention', retention) : undefined,
