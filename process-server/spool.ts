@@ -1,15 +1,21 @@
 /**
  * The durable spool of one stream: frames exactly as the agent sent them, fsynced before the
  * agent is answered, leaving only after the master target acknowledged them. Layout and
- * recovery rules: docs/spool-format.md; the log itself is core's FrameLog.
+ * recovery rules: docs/spool-format.md; the log itself is core's FrameLog. While memory
+ * allows, a copy of each pending frame is also kept (held-frames.ts) for shipping.
  */
 import { FrameLog, type LogEntry } from '../core/frame-log.ts';
 import type { FrameHeader } from '../core/wire/frame.ts';
 import type { Logger } from '../core/log.ts';
+import { frameBuffers, heldFrameBudget } from './frame-buffers.ts';
+import { HeldFrames } from './held-frames.ts';
 
 export type SpoolEntry = LogEntry;
 
 export class StreamSpool {
+  /** Copies of pending frames as they arrived, verified: shipped without reading them back. */
+  private readonly held = new HeldFrames(frameBuffers, heldFrameBudget);
+
   private constructor(private readonly log: FrameLog) {}
 
   /** Opens (or creates) a stream's spool, checking every frame and cutting a torn tail. */
@@ -47,6 +53,15 @@ export class StreamSpool {
    */
   async append(frame: Buffer, header: FrameHeader): Promise<void> {
     await this.log.appendDurable(frame, header);
+    this.held.keep(header.firstSeq, header.lastSeq, frame);
+  }
+
+  /**
+   * The pending frames of `entries` as they arrived (verified then, so not checked again),
+   * or undefined unless every one is still held in memory: then read them back.
+   */
+  heldFrames(entries: readonly SpoolEntry[]): Buffer[] | undefined {
+    return this.held.get(entries.map((e) => e.firstSeq));
   }
 
   /** Reads one pending frame back. */
@@ -61,11 +76,13 @@ export class StreamSpool {
 
   /** Forgets every frame whose last seq is at or below `seq`; deletes segments left empty (on the thread pool). */
   async dropThrough(seq: number): Promise<void> {
+    this.held.dropThrough(seq);
     this.log.dropThrough(seq);
     await this.log.removalsDone();
   }
 
   async close(): Promise<void> {
+    this.held.clear();
     this.log.close();
   }
 }
