@@ -69,7 +69,9 @@ before(async () => {
   const b = await agentBundle();
   const psPort = await freePort();
   psUrl = `http://127.0.0.1:${psPort}`;
-  ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', up.mtUrl, '--agent-dir', b.dir],
+  // A lab process server (token, plain http): it only pushes installs here and never ships, and
+  // without a certificate of the vault it could not reach `up`'s TLS master target anyway.
+  ps = startTidemark(['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', `http://127.0.0.1:${await freePort()}`, '--agent-dir', b.dir],
     { TIDEMARK_TOKEN: TOKEN, TIDEMARK_LOG_LEVEL: 'warn' });
   await ps.waitFor(/listening on/);
 });
