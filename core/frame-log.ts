@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { readFrameHeader, verifyFrame, FRAME_HEADER_BYTES, type FrameHeader } from './wire/frame.ts';
 import { syncDir } from './fsutil.ts';
+import { partsFrom } from './buffer-parts.ts';
 import type { Logger } from './log.ts';
 import type { FrameMeta } from './wire/record-frame.ts';
 
@@ -267,7 +268,7 @@ export class FrameLog {
         const n = writevSync(seg.fd, pending, at + written);
         if (n <= 0) throw new Error(`log writev wrote nothing at byte ${at + written}`);
         written += n;
-        if (written < total) pending = rest(parts, written);
+        if (written < total) pending = partsFrom(parts, written);
       }
     } catch (e) {
       try {
@@ -304,7 +305,7 @@ export class FrameLog {
         reject(e);
       };
       const from = (written: number) => {
-        writevCb(seg.fd, written ? rest(parts, written) : parts, at + written, (err, n) => {
+        writevCb(seg.fd, written ? partsFrom(parts, written) : parts, at + written, (err, n) => {
           if (err || n <= 0) return fail(err ?? new Error(`log writev wrote nothing at byte ${at + written}`));
           if (written + n < total) return from(written + n);
           this.appending = false;
@@ -510,18 +511,4 @@ export class FrameLog {
     }
     this.segments.length = 0;
   }
-}
-
-/** The bytes of `parts` from `skip` on. */
-function rest(parts: readonly Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const p of parts) {
-    if (skip >= p.length) {
-      skip -= p.length;
-      continue;
-    }
-    out.push(skip ? p.subarray(skip) : p);
-    skip = 0;
-  }
-  return out;
 }

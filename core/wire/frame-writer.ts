@@ -6,17 +6,13 @@
  */
 import { xxh64Of } from '../hash.ts';
 import { CHECKSUM_BYTES, FRAME_HEADER_BYTES, FRAME_MAGIC, MAX_FRAME_BYTES, RECORD_HEADER_BYTES, type FrameHeader, type RecordType } from './frame.ts';
+import { putU64 } from '../u64.ts';
 
 export type FrameWriterHeader = Pick<FrameHeader, 'version' | 'flags' | 'firstSeq' | 'timeMs' | 'diskBytes' | 'machine' | 'disk'>;
 
 /** Bytes a frame's header and names take. */
 export function frameHeadBytes(h: Pick<FrameHeader, 'machine' | 'disk'>): number {
   return FRAME_HEADER_BYTES + Buffer.byteLength(h.machine) + Buffer.byteLength(h.disk);
-}
-
-function putU64(buf: Buffer, at: number, v: number): void {
-  buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at);
-  buf.writeUInt32BE(v >>> 0, at + 4);
 }
 
 export class FrameWriter {

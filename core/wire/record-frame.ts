@@ -6,6 +6,7 @@
  * The bytes equal what `encodeFrame` makes for the same single uncompressed record.
  */
 import { xxh64Of } from '../hash.ts';
+import { putU64, getU64 } from '../u64.ts';
 import { CHECKSUM_BYTES, FRAME_HEADER_BYTES, FRAME_MAGIC, FRAME_VERSION, RECORD_HEADER_BYTES, RecordType } from './frame.ts';
 
 /** What a log needs to know of a frame without parsing it. */
@@ -24,11 +25,6 @@ export interface RecordFrame extends FrameMeta {
   /** The payload (WRITE data), not copied; empty for ZERO and TRIM. */
   payload: Buffer;
   checksum: Buffer;
-}
-
-function putU64(buf: Buffer, at: number, v: number): void {
-  buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at);
-  buf.writeUInt32BE(v >>> 0, at + 4);
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -97,6 +93,5 @@ export function heldRecordOf(frame: Buffer): { seq: number; offset: number; leng
   if (frame.readUInt32BE(40) !== 1) return undefined;
   const r = FRAME_HEADER_BYTES + frame.readUInt8(48) + frame.readUInt8(49);
   if (frame.readUInt8(r) !== RecordType.HELD) return undefined;
-  const u64 = (at: number) => frame.readUInt32BE(at) * 0x1_0000_0000 + frame.readUInt32BE(at + 4);
-  return { seq: u64(8), offset: u64(r + 8), lengthBytes: frame.readUInt32BE(r + 16) };
+  return { seq: getU64(frame, 8), offset: getU64(frame, r + 8), lengthBytes: frame.readUInt32BE(r + 16) };
 }

@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { xxh64Of } from '../../core/hash.ts';
 import type { Logger } from '../../core/log.ts';
 import { syncDir } from '../../core/fsutil.ts';
+import { partsFrom } from '../../core/buffer-parts.ts';
+import { putU64, getU64 } from '../../core/u64.ts';
 
 const MAGIC = 0x544d4843; // "TMHC"
 const VERSION = 1;
@@ -35,15 +37,6 @@ interface Copy {
   at: number;
   offset: number;
   lengthBytes: number;
-}
-
-function putU64(b: Buffer, at: number, v: number): void {
-  b.writeUInt32BE(Math.floor(v / 0x1_0000_0000), at);
-  b.writeUInt32BE(v >>> 0, at + 4);
-}
-
-function getU64(b: Buffer, at: number): number {
-  return b.readUInt32BE(at) * 0x1_0000_0000 + b.readUInt32BE(at + 4);
 }
 
 export class HeldCopies {
@@ -137,7 +130,7 @@ export class HeldCopies {
     try {
       let written = 0;
       while (written < total) {
-        const n = writevSync(seg.fd, written ? rest(parts, written) : parts, at + written);
+        const n = writevSync(seg.fd, written ? partsFrom(parts, written) : parts, at + written);
         if (n <= 0) throw new Error(`held copy write wrote nothing at byte ${at + written}`);
         written += n;
       }
@@ -239,18 +232,4 @@ export class HeldCopies {
     for (const s of this.segments) closeSync(s.fd);
     this.segments.length = 0;
   }
-}
-
-/** The bytes of `parts` from `skip` on. */
-function rest(parts: readonly Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const p of parts) {
-    if (skip >= p.length) {
-      skip -= p.length;
-      continue;
-    }
-    out.push(skip ? p.subarray(skip) : p);
-    skip = 0;
-  }
-  return out;
 }

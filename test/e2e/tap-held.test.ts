@@ -6,13 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
-import { freePort } from '../helpers/ports.ts';
-import { TestStack, type PointInfo } from '../helpers/stack.ts';
-import { startTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
+import { createHash } from 'node:crypto';
+import { type PointInfo } from '../helpers/stack.ts';
+import { startTap as startTapWith, stopTap, exportSha, withLogs, type Tap } from '../helpers/tap.ts';
+import { startTidemark, waitUntil } from '../helpers/tidemark-process.ts';
 import { qemuIo, qemuIoWith } from '../helpers/nbd-clients.ts';
 import { NbdWriter } from '../../bench/tap/nbd-writer.ts';
 
@@ -54,33 +53,8 @@ const OPS: Op[] = [
   write(0x1c, 15 * MiB, 4 * KiB),
 ];
 
-interface Tap {
-  dir: string;
-  stack: TestStack;
-  agent: Running;
-  agentArgs: string[];
-  uri: string;
-  disk: string;
-  env: Record<string, string>;
-}
-
-async function startTap(name: string): Promise<Tap> {
-  const dir = await mkdtemp(join(tmpdir(), `tm-held-${name}-`));
-  const env = { TIDEMARK_TOKEN: randomBytes(8).toString('hex') };
-  const stack = await new TestStack(dir, env).start();
-  const disk = join(dir, 'disk.img');
-  await writeFile(disk, Buffer.alloc(DISK_BYTES));
-  const port = await freePort();
-  const agentArgs = ['agent', '--state', join(dir, 'agent'), '--process-server', stack.psUrl, '--machine', name, '--disk', disk, '--mode', 'tap', '--nbd', `127.0.0.1:${port}`];
-  const agent = startTidemark(agentArgs, env);
-  await agent.waitFor(/serving 1 disk/);
-  return { dir, stack, agent, agentArgs, uri: `nbd://127.0.0.1:${port}/disk0`, disk, env };
-}
-
-async function stopTap(t: Tap): Promise<void> {
-  await t.agent.stop();
-  await t.stack.stop();
-  await rm(t.dir, { recursive: true, force: true });
+function startTap(name: string): Promise<Tap> {
+  return startTapWith(name, { diskBytes: DISK_BYTES });
 }
 
 async function pointsUntil(t: Tap, machine: string, done: (p: PointInfo[]) => boolean): Promise<PointInfo[]> {
@@ -88,14 +62,6 @@ async function pointsUntil(t: Tap, machine: string, done: (p: PointInfo[]) => bo
     const p = await t.stack.points(machine);
     return p.length && done(p) ? p : undefined;
   }, 90_000);
-}
-
-async function exportSha(t: Tap, machine: string, at: string): Promise<string> {
-  const res = await fetch(`${t.stack.mtUrl}/v1/machines/${machine}/disks/disk0/image?at=${at}`, { headers: { authorization: `Bearer ${t.env.TIDEMARK_TOKEN}` } });
-  assert.equal(res.status, 200, await res.clone().text().catch(() => ''));
-  const h = createHash('sha256');
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
-  return h.digest('hex');
 }
 
 /**
@@ -134,13 +100,6 @@ async function runOps(t: Tap, firstSeq: number, model: Buffer): Promise<Map<numb
   await send();
   writer.close();
   return expected;
-}
-
-function withLogs<T>(t: Tap, f: () => Promise<T>): Promise<T> {
-  return f().catch((e: Error) => {
-    e.message += `\n--- agent ---\n${t.agent.stdout().slice(-2000)}\n${t.agent.stderr().slice(-4000)}\n${t.stack.logs()}`;
-    throw e;
-  });
 }
 
 test('held writes overwritten before they were shipped, and an agent killed -9 meanwhile: every point equals the model', { timeout: 180_000 }, async () => {

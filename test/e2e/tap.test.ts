@@ -5,14 +5,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import { rm, writeFile, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { seededRandom, randomBuffer } from '../../cli/demo/sample-disk.ts';
-import { freePort } from '../helpers/ports.ts';
-import { TestStack, type PointInfo } from '../helpers/stack.ts';
-import { startTidemark, runTidemark, waitUntil, type Running } from '../helpers/tidemark-process.ts';
+import { type PointInfo } from '../helpers/stack.ts';
+import { startTap as startTapWith, stopTap, exportSha, withLogs, type Tap } from '../helpers/tap.ts';
+import { startTidemark, runTidemark, waitUntil } from '../helpers/tidemark-process.ts';
 import { qemuIo, qemuIoWith, nbdcopy, nbdinfo } from '../helpers/nbd-clients.ts';
 
 const MiB = 1024 * 1024;
@@ -23,33 +23,8 @@ function sha(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
-interface Tap {
-  dir: string;
-  stack: TestStack;
-  agent: Running;
-  agentArgs: string[];
-  uri: string;
-  disk: string;
-  env: Record<string, string>;
-}
-
-async function startTap(name: string, extra: string[] = [], initial?: Buffer): Promise<Tap> {
-  const dir = await mkdtemp(join(tmpdir(), `tm-tap-${name}-`));
-  const env = { TIDEMARK_TOKEN: randomBytes(8).toString('hex') };
-  const stack = await new TestStack(dir, env).start();
-  const disk = join(dir, 'disk.img');
-  await writeFile(disk, initial ?? Buffer.alloc(DISK_BYTES));
-  const port = await freePort();
-  const agentArgs = ['agent', '--state', join(dir, 'agent'), '--process-server', stack.psUrl, '--machine', name, '--disk', disk, '--mode', 'tap', '--nbd', `127.0.0.1:${port}`, ...extra];
-  const agent = startTidemark(agentArgs, env);
-  await agent.waitFor(/serving 1 disk/);
-  return { dir, stack, agent, agentArgs, uri: `nbd://127.0.0.1:${port}/disk0`, disk, env };
-}
-
-async function stopTap(t: Tap): Promise<void> {
-  await t.agent.stop();
-  await t.stack.stop();
-  await rm(t.dir, { recursive: true, force: true });
+function startTap(name: string, extra: string[] = [], initial?: Buffer): Promise<Tap> {
+  return startTapWith(name, { extra, initial, diskBytes: DISK_BYTES });
 }
 
 async function pointsUntil(t: Tap, machine: string, seq: number): Promise<PointInfo[]> {
@@ -59,28 +34,12 @@ async function pointsUntil(t: Tap, machine: string, seq: number): Promise<PointI
   }, 60_000);
 }
 
-/** The disk image at a point, hashed as it streams from the master target's export API. */
-async function exportSha(t: Tap, machine: string, at: string): Promise<string> {
-  const res = await fetch(`${t.stack.mtUrl}/v1/machines/${machine}/disks/disk0/image?at=${at}`, { headers: { authorization: `Bearer ${t.env.TIDEMARK_TOKEN}` } });
-  assert.equal(res.status, 200, await res.clone().text().catch(() => ''));
-  const h = createHash('sha256');
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
-  return h.digest('hex');
-}
-
 /** The agent killed -9 while the process server is away; both started again. */
 async function killAgentAndRestartBoth(t: Tap): Promise<void> {
   await t.agent.kill9();
   await t.stack.startProcessServer();
   t.agent = startTidemark(t.agentArgs, t.env);
   await t.agent.waitFor(/serving 1 disk/);
-}
-
-function withLogs<T>(t: Tap, f: () => Promise<T>): Promise<T> {
-  return f().catch((e: Error) => {
-    e.message += `\n--- agent ---\n${t.agent.stdout().slice(-2000)}\n${t.agent.stderr().slice(-4000)}\n${t.stack.logs()}`;
-    throw e;
-  });
 }
 
 test('every write boundary is a recovery point equal to the model of the disk', { timeout: 180_000 }, async () => {
