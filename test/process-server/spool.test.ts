@@ -1,6 +1,6 @@
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, open, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, open, stat, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHashing } from '../../core/hash.ts';
@@ -17,9 +17,15 @@ function frame(firstSeq: number, n = 1, bytes = 4096): Buffer {
   });
 }
 
+const made: string[] = [];
+
 async function tempDir(): Promise<string> {
-  return mkdtemp(join(tmpdir(), 'tm-spool-'));
+  const dir = await mkdtemp(join(tmpdir(), 'tm-spool-'));
+  made.push(dir);
+  return dir;
 }
+
+after(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
 
 test('appended frames survive a reopen, in order', async () => {
   const dir = await tempDir();
