@@ -1,5 +1,6 @@
 /** File-system steps that durability depends on. */
 import { open, rename, mkdir } from 'node:fs/promises';
+import { openSync, fsyncSync, closeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** fsync a directory so that a create, rename or unlink in it survives a crash. */
@@ -9,6 +10,16 @@ export async function syncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** `syncDir` for a caller that must be durable before it returns, in its own turn. */
+export function syncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -11,7 +11,7 @@ import { closeSync, fdatasyncSync, fstatSync, ftruncateSync, mkdirSync, openSync
 import { join } from 'node:path';
 import { xxh64Of } from '../../core/hash.ts';
 import type { Logger } from '../../core/log.ts';
-import { syncDir } from '../../core/fsutil.ts';
+import { syncDirSync } from '../../core/fsutil.ts';
 import { partsFrom } from '../../core/buffer-parts.ts';
 import { putU64, getU64 } from '../../core/u64.ts';
 
@@ -169,9 +169,9 @@ export class HeldCopies {
       fdatasyncSync(s.fd);
     }
     if (this.dirNeedsSync) {
+      // Rare (a new or deleted segment): a durable copy needs its file's name durable too.
+      syncDirSync(this.dir);
       this.dirNeedsSync = false;
-      // Rare (a new segment); the folder's fsync is cheap next to the data's.
-      void syncDir(this.dir).catch((e) => this.log.warn('held copies: folder sync failed', { error: e as Error }));
     }
   }
 
