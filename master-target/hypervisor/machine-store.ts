@@ -21,6 +21,8 @@ export function checkMachineName(name: string): void {
 
 export class MachineStore {
   readonly dir: string;
+  /** Writes of each machine's file, in call order: a late save never undoes a newer one or a removal. */
+  private readonly queues = new Map<string, Promise<void>>();
   constructor(dir: string) {
     this.dir = dir;
   }
@@ -34,12 +36,27 @@ export class MachineStore {
     await mkdir(this.dir, { recursive: true });
   }
 
-  async save(record: MachineRecord): Promise<void> {
-    await writeFileAtomic(this.pathOf(record.name, '.json'), JSON.stringify(record, null, 2) + '\n');
+  /** Writes the record as it is now, after any earlier write of the same machine. */
+  save(record: MachineRecord): Promise<void> {
+    const text = JSON.stringify(record, null, 2) + '\n';
+    return this.enqueue(record.name, () => writeFileAtomic(this.pathOf(record.name, '.json'), text));
   }
 
-  async remove(name: string): Promise<void> {
-    await rm(this.pathOf(name, '.json'), { force: true });
+  remove(name: string): Promise<void> {
+    return this.enqueue(name, () => rm(this.pathOf(name, '.json'), { force: true }));
+  }
+
+  /** Resolves once every write of `name` asked for so far has finished (or failed). */
+  async settled(name: string): Promise<void> {
+    await this.queues.get(name)?.catch(() => undefined);
+  }
+
+  private enqueue(name: string, write: () => Promise<void>): Promise<void> {
+    const done = (this.queues.get(name) ?? Promise.resolve()).catch(() => undefined).then(write);
+    this.queues.set(name, done);
+    const forget = () => { if (this.queues.get(name) === done) this.queues.delete(name); };
+    done.then(forget, forget);
+    return done;
   }
 
   /** Every record in the directory; files of an unknown version are refused with an error. */

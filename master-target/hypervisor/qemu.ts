@@ -213,13 +213,19 @@ export class QemuAdapter implements HypervisorAdapter {
     this.log.info('machine deleted', { machine: name, overlaysRemoved: record.overlayPaths.length });
   }
 
+  /** The record as it is; a change noticed here (the machine ended) is on disk before it returns. */
   async get(name: string): Promise<MachineRecord | undefined> {
     const record = this.records.get(name);
-    return record ? { ...this.refresh(record) } : undefined;
+    if (!record) return undefined;
+    const copy = { ...this.refresh(record) };
+    await this.store.settled(name);
+    return copy;
   }
 
   async list(): Promise<MachineRecord[]> {
-    return [...this.records.values()].map((r) => ({ ...this.refresh(r) })).sort((a, b) => a.name.localeCompare(b.name));
+    const records = [...this.records.values()].map((r) => ({ ...this.refresh(r) }));
+    for (const r of records) await this.store.settled(r.name);
+    return records.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   private require(name: string): MachineRecord {
