@@ -17,6 +17,11 @@ export class ByteQueue {
     return this.bytes;
   }
 
+  /** True when the next `n` bytes lie in one chunk (a `take` of them would copy nothing). */
+  headHolds(n: number): boolean {
+    return this.bytes > 0 && this.chunks[this.first].length - this.offset >= n;
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);
@@ -46,6 +51,24 @@ export class ByteQueue {
       this.advance(count);
     }
     return out;
+  }
+
+  /**
+   * The next `n` bytes (0 < n ≤ length), removed from the queue, as views of the chunks they
+   * lie in: nothing is copied. The views stay valid (received chunks are never reused).
+   */
+  takeParts(n: number): Buffer[] {
+    if (n > this.bytes || n <= 0) throw new RangeError(`takeParts(${n}) with ${this.bytes} bytes queued`);
+    const parts: Buffer[] = [];
+    let taken = 0;
+    while (taken < n) {
+      const chunk = this.chunks[this.first];
+      const count = Math.min(chunk.length - this.offset, n - taken);
+      parts.push(chunk.subarray(this.offset, this.offset + count));
+      taken += count;
+      this.advance(count);
+    }
+    return parts;
   }
 
   /** Drops up to `n` bytes; returns how many were dropped. */

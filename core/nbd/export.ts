@@ -64,6 +64,13 @@ export interface NbdExport {
    * copy it if it must outlive the call.
    */
   write(offset: number, data: Buffer, fua: boolean): MaybePromise<void>;
+  /**
+   * Optional `write` for a payload that arrived in several pieces of the connection's receive
+   * buffer: `parts` (views, in order, `lengthBytes` in all) are handed over as they are rather
+   * than first copied into one buffer, for a backend that can write them as they are (writev).
+   * The same rules as `write` apply.
+   */
+  writeParts?(offset: number, parts: Buffer[], lengthBytes: number, fua: boolean): MaybePromise<void>;
   /** Makes every write that already returned durable. */
   flush(): MaybePromise<void>;
   /** The range is no longer needed; the backend may discard it or do nothing. */

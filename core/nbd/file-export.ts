@@ -6,7 +6,8 @@
  * requests, anything that waits for the disk (fdatasync), and every call while the disk is
  * slow go through the thread pool, so one slow call does not stall other connections.
  */
-import { readSync, writeSync } from 'node:fs';
+import { readSync, writeSync, writevSync } from 'node:fs';
+import { partsFrom } from '../buffer-parts.ts';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { NbdExport } from './export.ts';
 import { NbdError } from './nbd-error.ts';
@@ -127,6 +128,19 @@ export async function openFileExport(path: string, options: FileExportOptions): 
       return writeAll(file, data, offset).then(() => (fua ? file.datasync() : undefined));
     },
 
+    writeParts(offset, parts, lengthBytes, fua) {
+      refuseIfReadOnly();
+      if (!fua && gate.allows(lengthBytes)) {
+        gate.run(() => {
+          for (let done = 0; done < lengthBytes; ) {
+            done += writevSync(fd, done ? partsFrom(parts, done) : parts, offset + done);
+          }
+        });
+        return;
+      }
+      return writevAll(file, parts, lengthBytes, offset).then(() => (fua ? file.datasync() : undefined));
+    },
+
     flush() {
       return file.datasync();
     },
@@ -169,6 +183,13 @@ async function readAll(file: FileHandle, buffer: Buffer, position: number): Prom
 async function writeAll(file: FileHandle, data: Buffer, position: number): Promise<void> {
   for (let done = 0; done < data.length; ) {
     const { bytesWritten } = await file.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function writevAll(file: FileHandle, parts: Buffer[], lengthBytes: number, position: number): Promise<void> {
+  for (let done = 0; done < lengthBytes; ) {
+    const { bytesWritten } = await file.writev(done ? partsFrom(parts, done) : parts, position + done);
     done += bytesWritten;
   }
 }

@@ -172,14 +172,16 @@ export class Transmission {
           this.waitingWrite = request;
         }
       }
-      let payload: Buffer | undefined;
+      let payload: Buffer | Buffer[] | undefined;
       if (request.type === NbdCmd.WRITE) {
         if (queue.length < request.length) return;
-        payload = queue.take(request.length, this.options.pool);
+        payload = this.exp.writeParts && request.length > 0 && !queue.headHolds(request.length)
+          ? queue.takeParts(request.length)
+          : queue.take(request.length, this.options.pool);
         this.waitingWrite = undefined;
       }
       if (this.state === 'shutting-down') {
-        if (payload) this.options.pool.release(payload);
+        if (Buffer.isBuffer(payload)) this.options.pool.release(payload);
         this.reply(request, NbdErrno.ESHUTDOWN);
       } else this.dispatch(request, payload);
     }
@@ -214,17 +216,18 @@ export class Transmission {
    * gets a reply buffer instead. Either is handed back to the pool when the call is over.
    * Closures are made only for calls that return a promise: the synchronous path is hot.
    */
-  private dispatch(r: Request, payload: Buffer | undefined): void {
+  private dispatch(r: Request, payload: Buffer | Buffer[] | undefined): void {
     const pool = this.options.pool;
     const refused = this.check(r);
     if (refused !== 0) {
-      if (payload) pool.release(payload);
+      if (Buffer.isBuffer(payload)) pool.release(payload);
       this.reply(r, refused);
       return;
     }
     const exp = this.exp;
     const fua = (r.flags & CmdFlag.FUA) !== 0;
-    let buffer = payload;
+    // Views of the receive buffer (parts) go back to no pool.
+    let buffer = Buffer.isBuffer(payload) ? payload : undefined;
     let result: unknown;
     try {
       switch (r.type) {
@@ -240,7 +243,7 @@ export class Transmission {
           } else result = exp.read(r.offset, r.length);
           break;
         case NbdCmd.WRITE:
-          result = exp.write(r.offset, payload!, fua);
+          result = Array.isArray(payload) ? exp.writeParts!(r.offset, payload, r.length, fua) : exp.write(r.offset, payload!, fua);
           break;
         case NbdCmd.FLUSH:
           result = exp.flush();

@@ -399,6 +399,16 @@ export class TapDisk implements NbdExport {
     return fua ? this.flushAfter(done) : done;
   }
 
+  /**
+   * A write whose payload arrived in pieces: a held one goes to the file as those pieces
+   * (writev, no copy: its record carries no data); a smaller one is joined first, for its record.
+   */
+  writeParts(offset: number, parts: Buffer[], lengthBytes: number, fua: boolean): void | Promise<void> {
+    if (lengthBytes < HELD_MIN_BYTES || lengthBytes < POOL_WRITE_MIN_BYTES) return this.write(offset, Buffer.concat(parts, lengthBytes), fua);
+    const done = this.writes.writeParts(() => this.beforeChange(offset, lengthBytes), parts, lengthBytes, offset, () => this.afterChange(RecordType.WRITE, offset, lengthBytes, undefined));
+    return fua ? this.flushAfter(done) : done;
+  }
+
   writeZeroes(offset: number, length: number, fua: boolean): void | Promise<void> {
     const done = this.writes.run(offset, length, () => this.recordChange(RecordType.ZERO, offset, length, undefined, () => this.writeZerosToDisk(offset, length)));
     return fua ? this.flushAfter(done) : done;

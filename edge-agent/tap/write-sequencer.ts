@@ -13,7 +13,8 @@
  * every prefix is a state the disk was in. A step that can start when it is submitted and has
  * no pool write runs in the caller's turn and costs no promise (the hot path of small requests).
  */
-import { write as writeCb } from 'node:fs';
+import { write as writeCb, writev as writevCb } from 'node:fs';
+import { partsFrom } from '../../core/buffer-parts.ts';
 
 /** Pool writes under way at once: the thread pool has four threads, shared with other file calls. */
 export const MAX_POOL_WRITES = 4;
@@ -23,7 +24,8 @@ interface Step {
   /** End of the byte range; Infinity for a barrier. */
   endOffset: number;
   begin: (() => void) | undefined;
-  data: Buffer | undefined;
+  /** What a pool step writes: one buffer, or pieces written with one writev. */
+  data: Buffer | Buffer[] | undefined;
   end: () => unknown;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
@@ -74,7 +76,12 @@ export class WriteSequencer {
     return this.enqueue(offset, offset + data.length, begin, data, end) as Promise<void>;
   }
 
-  private enqueue(offset: number, endOffset: number, begin: (() => void) | undefined, data: Buffer | undefined, end: () => unknown): Promise<unknown> {
+  /** `write` of the pieces `parts` (`lengthBytes` in all), written as they are with writev. */
+  writeParts(begin: () => void, parts: Buffer[], lengthBytes: number, offset: number, end: () => void): Promise<void> {
+    return this.enqueue(offset, offset + lengthBytes, begin, parts, end) as Promise<void>;
+  }
+
+  private enqueue(offset: number, endOffset: number, begin: (() => void) | undefined, data: Buffer | Buffer[] | undefined, end: () => unknown): Promise<unknown> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ offset, endOffset, begin, data, end, resolve, reject });
       this.pump();
@@ -137,8 +144,9 @@ export class WriteSequencer {
 
   private writeFrom(s: Step, done: number): void {
     const data = s.data!;
+    const total = s.endOffset - s.offset;
     const completed = (err: Error | null, n: number) => {
-      if (!err && n > 0 && done + n < data.length) {
+      if (!err && n > 0 && done + n < total) {
         this.writeFrom(s, done + n);
         return;
       }
@@ -154,7 +162,8 @@ export class WriteSequencer {
       this.pump();
     };
     try {
-      writeCb(this.fd, data, done, data.length - done, s.offset + done, completed);
+      if (Array.isArray(data)) writevCb(this.fd, done ? partsFrom(data, done) : data, s.offset + done, completed);
+      else writeCb(this.fd, data, done, data.length - done, s.offset + done, completed);
     } catch (e) {
       // Arguments the call refuses at once (a closed descriptor): fail this step only.
       queueMicrotask(() => completed(e as Error, 0));

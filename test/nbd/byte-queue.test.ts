@@ -21,6 +21,25 @@ test('take within one chunk is a view; across chunks a copy of exactly the bytes
   assert.equal(q.take(0).length, 0);
 });
 
+test('takeParts gives views of the chunks the bytes lie in, copying nothing; headHolds says when take would not copy', { timeout: 60_000 }, () => {
+  const q = new ByteQueue();
+  const a = Buffer.from([1, 2, 3, 4]);
+  const b = Buffer.from([5, 6]);
+  const c = Buffer.from([7, 8, 9]);
+  for (const chunk of [a, b, c]) q.push(chunk);
+  q.take(1);
+  assert.equal(q.headHolds(3), true);
+  assert.equal(q.headHolds(4), false);
+  const parts = q.takeParts(6);
+  assert.deepEqual(parts.map((p) => [...p]), [[2, 3, 4], [5, 6], [7]]);
+  assert.deepEqual(parts.map((p) => p.buffer), [a.buffer, b.buffer, c.buffer], 'same memory as the pushed chunks');
+  assert.equal(q.length, 2);
+  assert.deepEqual([...q.take(2)], [8, 9]);
+  assert.equal(q.headHolds(1), false, 'nothing queued');
+  assert.throws(() => q.takeParts(1), RangeError);
+  assert.throws(() => q.takeParts(0), RangeError);
+});
+
 test('skip drops bytes across chunks and stops at what is queued', { timeout: 60_000 }, () => {
   const q = new ByteQueue();
   q.push(Buffer.from([1, 2, 3]));

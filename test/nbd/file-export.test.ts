@@ -27,6 +27,15 @@ for (const syncMaxBytes of [0, 64 * 1024, 8 * MiB]) {
       await disk.write(2 * MiB + 1, large, true);
       large.copy(model, 2 * MiB + 1);
 
+      // A payload in pieces, as it arrived (writev), with and without FUA.
+      const pieces = patternBytes(MiB + 300, 10);
+      const parts = [pieces.subarray(0, 1), pieces.subarray(1, 65_536), pieces.subarray(65_536, MiB), pieces.subarray(MiB)];
+      await disk.writeParts!(MiB / 2 + 3, parts, pieces.length, false);
+      pieces.copy(model, MiB / 2 + 3);
+      await disk.writeParts!(4 * MiB + 9, parts.slice(0, 2), 65_536, true);
+      pieces.copy(model, 4 * MiB + 9, 0, 65_536);
+      assert.deepEqual(await disk.read(0, model.length), model);
+
       // Longer than the shared zero buffer, not at the end: written as zeros.
       await disk.writeZeroes(100, 2 * MiB + 50, false, true);
       model.fill(0, 100, 100 + 2 * MiB + 50);

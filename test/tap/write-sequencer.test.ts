@@ -38,6 +38,27 @@ test('overlapping writes end in the order they were submitted, and the file hold
   });
 });
 
+test('a write in pieces lands as one, in its turn among overlapping writes', async () => {
+  await withFile(async (fd, path) => {
+    const seq = new WriteSequencer(fd);
+    const ends: string[] = [];
+    const whole = Buffer.alloc(300 * KiB);
+    for (let i = 0; i < whole.length; i++) whole[i] = (i * 7 + (i >> 12)) & 0xff;
+    const parts = [whole.subarray(0, 5), whole.subarray(5, 64 * KiB), whole.subarray(64 * KiB, 200 * KiB), whole.subarray(200 * KiB)];
+    const all = [
+      seq.write(() => undefined, Buffer.alloc(128 * KiB, 0x01), 64 * KiB, () => void ends.push('before')),
+      seq.writeParts(() => void ends.push('begin'), parts, whole.length, 32 * KiB, () => void ends.push('parts')),
+      seq.write(() => undefined, Buffer.alloc(4 * KiB, 0x02), 100 * KiB, () => void ends.push('after')),
+    ];
+    await Promise.all(all);
+    assert.deepEqual(ends, ['before', 'begin', 'parts', 'after']);
+    const file = await readFile(path);
+    const expected = Buffer.from(whole);
+    expected.fill(0x02, 68 * KiB, 72 * KiB);
+    assert.deepEqual(file.subarray(32 * KiB, 32 * KiB + whole.length), expected);
+  });
+});
+
 test('writes to disjoint ranges run side by side; a small change runs at once unless it overlaps one under way', async () => {
   await withFile(async (fd, path) => {
     const seq = new WriteSequencer(fd, 4);
