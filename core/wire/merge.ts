@@ -16,7 +16,11 @@ export function mergeable(a: DecodedFrame['header'], b: DecodedFrame['header']):
  * lie within the first frame. The merged frame takes the last frame's time.
  */
 export function mergeFrames(frames: Buffer[], fromSeq: number): Buffer {
-  const decoded = frames.map(decodeFrame);
+  return mergeDecoded(frames.map(decodeFrame), fromSeq);
+}
+
+/** `mergeFrames` of frames already checked and split into records. */
+export function mergeDecoded(decoded: readonly DecodedFrame[], fromSeq: number): Buffer {
   const first = decoded[0].header;
   const last = decoded[decoded.length - 1].header;
   for (let i = 1; i < decoded.length; i++) {

@@ -4,8 +4,8 @@
  * acknowledged. Records go as the log holds them (uncompressed: compression is the process
  * server's work), or LZ4 where it pays when the agent is told to compress.
  */
-import { decodeFrame, encodeFrame, recordData, recordTag, FrameFlag, RecordType, type BatchRecord } from '../../core/wire/frame.ts';
-import { mergeFrames } from '../../core/wire/merge.ts';
+import { encodeFrame, recordData, recordTag, FrameFlag, RecordType, type BatchRecord, type DecodedFrame } from '../../core/wire/frame.ts';
+import { mergeDecoded } from '../../core/wire/merge.ts';
 import type { Logger } from '../../core/log.ts';
 import type { LogEntry } from '../../core/frame-log.ts';
 import { Wakeable } from '../../core/wakeable.ts';
@@ -97,7 +97,7 @@ export class LogUploader {
     }
     if (batch.length === 0) return false;
     const frames = await d.resolveHeld(batch, d.changeLog.readMany(batch));
-    const frame = this.o.compress ? this.compressed(frames, from) : mergeFrames(frames, from);
+    const frame = this.o.compress ? this.compressed(frames, from) : mergeDecoded(frames, from);
     const next = await this.o.uploader.send(frame, from);
     this.serverNextSeq = next;
     this.dropAcknowledged(next);
@@ -106,12 +106,11 @@ export class LogUploader {
   }
 
   /** The log frames from seq `from` on as one frame, records LZ4-compressed where it pays. */
-  private compressed(frames: Buffer[], from: number): Buffer {
+  private compressed(frames: readonly DecodedFrame[], from: number): Buffer {
     const d = this.o.disk;
     const records: BatchRecord[] = [];
-    let header: ReturnType<typeof decodeFrame>['header'] | undefined;
-    for (const frame of frames) {
-      const decoded = decodeFrame(frame);
+    let header: DecodedFrame['header'] | undefined;
+    for (const decoded of frames) {
       header = decoded.header;
       for (const r of decoded.records) {
         if (r.seq < from) continue;

@@ -10,7 +10,7 @@ import { openSync, readSync, writeSync, closeSync, fstatSync, constants as fsCon
 import { read as readCb, fdatasync as fdatasyncCb } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, type PointKind } from '../../core/wire/frame.ts';
+import { decodeFrame, encodeFrame, readFrameHeader, FrameFlag, RecordType, type BatchRecord, type DecodedFrame, type PointKind } from '../../core/wire/frame.ts';
 import { FrameLog } from '../../core/frame-log.ts';
 import { RecordFrameEncoder, heldRecordOf, type FrameMeta } from '../../core/wire/record-frame.ts';
 import type { LogEntry } from '../../core/frame-log.ts';
@@ -567,28 +567,27 @@ export class TapDisk implements NbdExport {
   }
 
   /**
-   * The frames read back from the log as they are shipped: a held write's frame becomes the
-   * WRITE frame it stands for (the same bytes an unheld write's record would have), its data
-   * read from the disk, or from its copy when the consumer changed those bytes since. A copy
-   * is always made before such a change starts, so data read from the disk is good if the
-   * write is still not copied once the read is done.
+   * The frames read back from the log as they are shipped, checked and split into records: a
+   * held write's frame becomes the WRITE frame it stands for (the same records an unheld write
+   * would have had), its data read from the disk, or from its copy when the consumer changed
+   * those bytes since. A copy is always made before such a change starts, so data read from the
+   * disk is good if the write is still not copied once the read is done.
    */
-  async resolveHeld(entries: readonly LogEntry[], frames: Buffer[]): Promise<Buffer[]> {
-    if (this.held.size === 0) return frames;
-    const out = frames.slice();
+  async resolveHeld(entries: readonly LogEntry[], frames: Buffer[]): Promise<DecodedFrame[]> {
+    const out: DecodedFrame[] = new Array(frames.length);
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i];
-      const w = e.firstSeq === e.lastSeq ? this.held.get(e.firstSeq) : undefined;
+      const w = this.held.size > 0 && e.firstSeq === e.lastSeq ? this.held.get(e.firstSeq) : undefined;
       if (!w) {
         if (heldRecordOf(frames[i])) throw new Error(`the log's held write at seq ${e.firstSeq} is not known to the agent`);
+        out[i] = decodeFrame(frames[i]);
         continue;
       }
       const data = Buffer.allocUnsafe(w.lengthBytes);
       if (!w.copied) await this.readFull(data, w.offset);
       if (w.copied && !this.heldCopies.readInto(w.seq, data, 0)) throw new Error(`the copy of held write ${w.seq} is missing`);
-      const h = readFrameHeader(frames[i]);
-      const f = this.encoder.encode(w.seq, h.timeMs, h.flags, RecordType.WRITE, w.offset, w.lengthBytes, data);
-      out[i] = Buffer.concat([f.head, f.payload, f.checksum], f.bytes);
+      const header = readFrameHeader(frames[i]);
+      out[i] = { header, records: [{ type: RecordType.WRITE, seq: w.seq, offset: w.offset, lengthBytes: w.lengthBytes, compressed: false, payload: data }] };
     }
     return out;
   }
