@@ -13,6 +13,7 @@ import { freePort } from '../../test/helpers/ports.ts';
 import { startTidemark, waitUntil } from '../../test/helpers/tidemark-process.ts';
 import { table } from '../../cli/table.ts';
 import { measureLag } from './lag.ts';
+import { cpuSeconds } from '../cpu.ts';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -105,15 +106,19 @@ async function main(): Promise<void> {
     // Lag first, on a quiet pipeline; the throughput runs below leave backlogs behind them.
     const lagRows: string[][] = [];
     await appliedAll();
+    const cpuOf = () => Promise.all([agent, ps, mt].map((p) => cpuSeconds(p.child.pid)));
     for (const rate of LAG ? [20, 50, 100, 200, 400] : []) {
+      const cpuBefore = await cpuOf();
       const r = await measureLag({ nbdHost: '127.0.0.1', nbdPort: tapPort, mtUrl, machine: 'bench', rateMBps: rate, seconds: 5, writeBytes: 64 * 1024, maxInFlight: 16 });
-      lagRows.push([`${rate} MB/s`, r.achievedMBps.toFixed(1), String(r.writes), r.p50Ms.toFixed(0), r.p99Ms.toFixed(0), r.maxMs.toFixed(0)]);
-      process.stderr.write(`bench: lag at ${rate} MB/s: p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms\n`);
       await appliedAll();
+      // Everything the writes cost, shipped and applied (less the idle second appliedAll waits).
+      const perGiB = (await cpuOf()).map((c, i) => ((c - cpuBefore[i]) / ((r.writes * 64 * 1024) / (1024 * MiB))).toFixed(1));
+      lagRows.push([`${rate} MB/s`, r.achievedMBps.toFixed(1), String(r.writes), r.p50Ms.toFixed(0), r.p99Ms.toFixed(0), r.maxMs.toFixed(0), perGiB.join(' / ')]);
+      process.stderr.write(`bench: lag at ${rate} MB/s: p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms\n`);
     }
     if (LAG) {
-      process.stdout.write('\nReplication lag, write acknowledged at the agent → applied at the master target (64 KiB random writes, one NBD connection, up to 16 in flight, 5 s each)\n');
-      process.stdout.write(table(['target rate', 'achieved MB/s', 'writes', 'p50 ms', 'p99 ms', 'max ms'], lagRows));
+      process.stdout.write('\nReplication lag, write acknowledged at the agent → applied at the master target (64 KiB random writes, one NBD connection, up to 16 in flight, 5 s each; CPU seconds per GiB written, until applied)\n');
+      process.stdout.write(table(['target rate', 'achieved MB/s', 'writes', 'p50 ms', 'p99 ms', 'max ms', 'CPU s/GiB agent / PS / MT'], lagRows));
     }
     const workloads = [
       { name: '4 KiB random write (IOPS)', rw: 'randwrite', bs: '4k', depth: 16 },

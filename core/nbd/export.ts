@@ -71,6 +71,8 @@ export interface NbdExport {
    * The same rules as `write` apply.
    */
   writeParts?(offset: number, parts: Buffer[], lengthBytes: number, fua: boolean): MaybePromise<void>;
+  /** Shorter writes go to `write`, in one buffer (from the server's pool); @default 0. */
+  readonly writePartsMinBytes?: number;
   /** Makes every write that already returned durable. */
   flush(): MaybePromise<void>;
   /** The range is no longer needed; the backend may discard it or do nothing. */

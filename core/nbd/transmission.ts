@@ -175,7 +175,8 @@ export class Transmission {
       let payload: Buffer | Buffer[] | undefined;
       if (request.type === NbdCmd.WRITE) {
         if (queue.length < request.length) return;
-        payload = this.exp.writeParts && request.length > 0 && !queue.headHolds(request.length)
+        const exp = this.exp;
+        payload = exp.writeParts && request.length >= (exp.writePartsMinBytes ?? 1) && !queue.headHolds(request.length)
           ? queue.takeParts(request.length)
           : queue.take(request.length, this.options.pool);
         this.waitingWrite = undefined;

@@ -399,6 +399,9 @@ export class TapDisk implements NbdExport {
     return fua ? this.flushAfter(done) : done;
   }
 
+  /** Smaller writes come whole (their records carry their data), in buffers the server reuses. */
+  readonly writePartsMinBytes = Math.max(HELD_MIN_BYTES, POOL_WRITE_MIN_BYTES);
+
   /**
    * A write whose payload arrived in pieces: a held one goes to the file as those pieces
    * (writev, no copy: its record carries no data); a smaller one is joined first, for its record.
