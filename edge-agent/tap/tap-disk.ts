@@ -136,7 +136,7 @@ export class TapDisk implements NbdExport {
     const st = fstatSync(fd);
     const sizeBytes = st.isFile() ? st.size : o.state.diskBytes;
     const dir = join(o.stateDir, o.disk);
-    const changeLog = await FrameLog.open(join(dir, 'log'), 'log', o.log);
+    const changeLog = await FrameLog.open(join(dir, 'log'), 'log', o.log, { removeInBackground: true });
     const bitmap = DirtyBitmap.open(join(dir, 'dirty.bitmap'), sizeBytes);
     const heldCopies = HeldCopies.open(join(dir, 'held'), o.log);
     const flushedFd = openSync(join(dir, 'flushed-seq'), fsConstants.O_RDWR | fsConstants.O_CREAT, 0o600);
