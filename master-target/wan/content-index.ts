@@ -4,6 +4,7 @@
  * the bytes when a reference uses it. In memory and bounded (oldest use forgotten first); a
  * forgotten block is asked for again, never guessed.
  */
+import { LruMap } from '../../core/lru-map.ts';
 
 /** Entries kept by default: 1 Mi blocks (64 GiB of distinct 64 KiB blocks), about 150 MB. */
 export const DEFAULT_INDEXED_BLOCKS = 1024 * 1024;
@@ -16,23 +17,20 @@ export interface BlockLocation {
 }
 
 export class ContentIndex {
-  private readonly byHash = new Map<string, BlockLocation>();
+  private readonly byHash: LruMap<string, BlockLocation>;
 
-  constructor(readonly maxEntries = DEFAULT_INDEXED_BLOCKS) {}
-
-  lookup(name: string): BlockLocation | undefined {
-    const at = this.byHash.get(name);
-    if (at) {
-      this.byHash.delete(name);
-      this.byHash.set(name, at);
-    }
-    return at;
+  constructor(readonly maxEntries = DEFAULT_INDEXED_BLOCKS) {
+    this.byHash = new LruMap({ maxEntries });
   }
 
+  /** Where the block was last written, if known; counts as a use. */
+  lookup(name: string): BlockLocation | undefined {
+    return this.byHash.get(name);
+  }
+
+  /** The block was just written at `at`: the newest place, and the newest use. */
   note(name: string, at: BlockLocation): void {
-    this.byHash.delete(name);
     this.byHash.set(name, at);
-    if (this.byHash.size > this.maxEntries) this.byHash.delete(this.byHash.keys().next().value!);
   }
 
   forget(name: string): void {

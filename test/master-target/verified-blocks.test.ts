@@ -24,3 +24,13 @@ test('beyond its bytes the least recently used block is forgotten', () => {
   v.add('huge', Buffer.alloc(301));
   assert.equal(v.get('huge'), undefined, 'a block larger than the whole budget is not kept');
 });
+
+test('adding a name already kept changes nothing: the same content, and not counted as a use', () => {
+  const v = new VerifiedBlocks(200);
+  v.add('a', Buffer.alloc(100, 1));
+  v.add('b', Buffer.alloc(100, 2));
+  v.add('a', Buffer.alloc(100, 1));
+  v.add('c', Buffer.alloc(100, 3));
+  assert.equal(v.get('a'), undefined, 'a stayed the oldest');
+  assert.deepEqual(['b', 'c'].map((n) => v.get(n)?.[0]), [2, 3]);
+});
