@@ -4,12 +4,12 @@
  * megabyte buffers cost page faults and make V8 collect every few dozen megabytes.
  */
 import { BufferPool } from '../core/buffer-pool.ts';
-import { HeldFrameBudget } from './held-frames.ts';
+import { ArrivedFrameBudget } from './arrived-frames.ts';
 
 /** Free buffers kept for reuse: a few dozen batches in flight at once. */
 const KEPT_FREE_BYTES = 256 * 1024 * 1024;
 
 export const frameBuffers = new BufferPool(KEPT_FREE_BYTES);
 
-/** Memory for copies of frames kept from arrival until shipped, all streams together (held-frames.ts). */
-export const heldFrameBudget = new HeldFrameBudget();
+/** Memory for copies of frames kept from arrival until shipped, all streams together (arrived-frames.ts). */
+export const arrivedFrameBudget = new ArrivedFrameBudget();

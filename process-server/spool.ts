@@ -2,19 +2,19 @@
  * The durable spool of one stream: frames exactly as the agent sent them, fsynced before the
  * agent is answered, leaving only after the master target acknowledged them. Layout and
  * recovery rules: docs/spool-format.md; the log itself is core's FrameLog. While memory
- * allows, a copy of each pending frame is also kept (held-frames.ts) for shipping.
+ * allows, a copy of each pending frame is also kept (arrived-frames.ts) for shipping.
  */
 import { FrameLog, type LogEntry } from '../core/frame-log.ts';
 import type { FrameHeader } from '../core/wire/frame.ts';
 import type { Logger } from '../core/log.ts';
-import { frameBuffers, heldFrameBudget } from './frame-buffers.ts';
-import { HeldFrames } from './held-frames.ts';
+import { ArrivedFrames } from './arrived-frames.ts';
+import { arrivedFrameBudget, frameBuffers } from './frame-buffers.ts';
 
 export type SpoolEntry = LogEntry;
 
 export class StreamSpool {
   /** Copies of pending frames as they arrived, verified: shipped without reading them back. */
-  private readonly held = new HeldFrames(frameBuffers, heldFrameBudget);
+  private readonly arrived = new ArrivedFrames(frameBuffers, arrivedFrameBudget);
 
   private constructor(private readonly log: FrameLog) {}
 
@@ -53,15 +53,15 @@ export class StreamSpool {
    */
   async append(frame: Buffer, header: FrameHeader): Promise<void> {
     await this.log.appendDurable(frame, header);
-    this.held.keep(header.firstSeq, header.lastSeq, frame);
+    this.arrived.keep(header.firstSeq, header.lastSeq, frame);
   }
 
   /**
    * The pending frames of `entries` as they arrived (verified then, so not checked again),
-   * or undefined unless every one is still held in memory: then read them back.
+   * or undefined unless every one is still kept in memory: then read them back.
    */
-  heldFrames(entries: readonly SpoolEntry[]): Buffer[] | undefined {
-    return this.held.get(entries.map((e) => e.firstSeq));
+  arrivedFrames(entries: readonly SpoolEntry[]): Buffer[] | undefined {
+    return this.arrived.get(entries.map((e) => e.firstSeq));
   }
 
   /** Reads one pending frame back. */
@@ -76,13 +76,13 @@ export class StreamSpool {
 
   /** Forgets every frame whose last seq is at or below `seq`; deletes segments left empty (on the thread pool). */
   async dropThrough(seq: number): Promise<void> {
-    this.held.dropThrough(seq);
+    this.arrived.dropThrough(seq);
     this.log.dropThrough(seq);
     await this.log.removalsDone();
   }
 
   async close(): Promise<void> {
-    this.held.clear();
+    this.arrived.clear();
     this.log.close();
   }
 }

@@ -208,18 +208,18 @@ export class Stream {
       entries.push(e);
       bytes += e.bytes;
     }
-    // Frames still held as they arrived were verified then; frames read back are checked
+    // Frames still kept as they arrived were verified then; frames read back are checked
     // again as they leave the spool. The batch is encoded from views of them.
-    const held = this.spool.heldFrames(entries);
-    const buf = held ? undefined : frameBuffers.acquire(bytes);
+    const arrived = this.spool.arrivedFrames(entries);
+    const buf = arrived ? undefined : frameBuffers.acquire(bytes);
     let r: PeerResponse<ShipAnswer>;
     let header: FrameHeader;
     try {
-      const frames = held ?? (await this.spool.readInto(entries, buf!));
+      const frames = arrived ?? (await this.spool.readInto(entries, buf!));
       const headers = frames.map((f) => readFrameHeader(f));
       let n = 1;
       while (n < frames.length && mergeable(headers[n - 1], headers[n])) n++;
-      const batch: SpooledBatch = { frames: frames.slice(0, n).map((f, i) => { const h = held ? headers[i] : verifyFrame(f); return { header: h, records: decodeRecords(f, h) }; }), fromSeq: want };
+      const batch: SpooledBatch = { frames: frames.slice(0, n).map((f, i) => { const h = arrived ? headers[i] : verifyFrame(f); return { header: h, records: decodeRecords(f, h) }; }), fromSeq: want };
       header = { ...headers[n - 1], firstSeq: want };
       r = this.mt.wan
         ? await this.mt.wan.ship(this.mt, this.machine, this.disk, batch, this.masterTargetPieces)

@@ -1,21 +1,22 @@
 /**
- * Copies of spooled frames kept in memory from their arrival until the master target has
+ * Copies of spooled frames kept in memory as they arrived, until the master target has
  * them, so that shipping need not read them back from the spool and check their checksums a
  * second time: each copy was made from the frame whose checksum was verified as it arrived,
  * and is never written afterwards. Bounded for all streams together; a frame not kept (no
- * room, or a restart since) is read back from the spool and checked as before.
+ * room, or a restart since) is read back from the spool and checked as before. (Not the tap
+ * agent's held writes, whose data is read back from the disk: edge-agent/tap/held-writes.ts.)
  */
 import type { BufferPool } from '../core/buffer-pool.ts';
 
 /** Memory for kept frames, all streams together. */
-export const DEFAULT_HELD_FRAME_BYTES = 128 * 1024 * 1024;
+export const DEFAULT_ARRIVED_FRAME_BYTES = 128 * 1024 * 1024;
 
-export class HeldFrameBudget {
+export class ArrivedFrameBudget {
   usedBytes = 0;
-  constructor(readonly maxBytes = DEFAULT_HELD_FRAME_BYTES) {}
+  constructor(readonly maxBytes = DEFAULT_ARRIVED_FRAME_BYTES) {}
 }
 
-interface Held {
+interface Kept {
   lastSeq: number;
   frame: Buffer;
   /** Bytes of the buffer behind `frame`, as counted in the budget. */
@@ -23,10 +24,10 @@ interface Held {
 }
 
 /** One stream's kept frames, oldest first, keyed by first seq. */
-export class HeldFrames {
-  private readonly byFirstSeq = new Map<number, Held>();
+export class ArrivedFrames {
+  private readonly byFirstSeq = new Map<number, Kept>();
 
-  constructor(private readonly pool: BufferPool, private readonly budget: HeldFrameBudget) {}
+  constructor(private readonly pool: BufferPool, private readonly budget: ArrivedFrameBudget) {}
 
   /** Keeps a copy of a verified frame if the budget has room for it. */
   keep(firstSeq: number, lastSeq: number, frame: Buffer): void {
@@ -64,7 +65,7 @@ export class HeldFrames {
     for (const [firstSeq, h] of this.byFirstSeq) this.forget(firstSeq, h);
   }
 
-  private forget(firstSeq: number, h: Held): void {
+  private forget(firstSeq: number, h: Kept): void {
     this.byFirstSeq.delete(firstSeq);
     this.budget.usedBytes -= h.bytes;
     this.pool.release(h.frame);

@@ -2,13 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BufferPool } from '../../core/buffer-pool.ts';
-import { HeldFrameBudget, HeldFrames } from '../../process-server/held-frames.ts';
+import { ArrivedFrameBudget, ArrivedFrames } from '../../process-server/arrived-frames.ts';
 
 const KiB = 1024;
 
-test('held frames are copies, served only when every one asked for is held, and given back when dropped', () => {
-  const budget = new HeldFrameBudget(1024 * KiB);
-  const a = new HeldFrames(new BufferPool(), budget);
+test('arrived frames are copies, served only when every one asked for is kept, and given back when dropped', () => {
+  const budget = new ArrivedFrameBudget(1024 * KiB);
+  const a = new ArrivedFrames(new BufferPool(), budget);
   const f1 = Buffer.alloc(100 * KiB, 1);
   a.keep(1, 10, f1);
   a.keep(11, 20, Buffer.alloc(100 * KiB, 2));
@@ -23,11 +23,11 @@ test('held frames are copies, served only when every one asked for is held, and 
   assert.equal(budget.usedBytes, 0);
 });
 
-test('streams share one budget: beyond it frames are not held', () => {
-  const budget = new HeldFrameBudget(256 * KiB);
+test('streams share one budget: beyond it frames are not kept', () => {
+  const budget = new ArrivedFrameBudget(256 * KiB);
   const pool = new BufferPool();
-  const a = new HeldFrames(pool, budget);
-  const b = new HeldFrames(pool, budget);
+  const a = new ArrivedFrames(pool, budget);
+  const b = new ArrivedFrames(pool, budget);
   a.keep(1, 1, Buffer.alloc(100 * KiB));
   b.keep(1, 1, Buffer.alloc(100 * KiB));
   b.keep(2, 2, Buffer.alloc(100 * KiB));
