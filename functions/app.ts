@@ -17,6 +17,7 @@ import { registerMetricsRoutes } from './api/metrics-routes.ts';
 import { registerPlanRoutes } from './api/plan-routes.ts';
 import { registerPointRoutes } from './api/point-routes.ts';
 import { registerSiteRoutes } from './api/site-routes.ts';
+import { registerSiteCertificateRoutes } from './api/site-certificate-routes.ts';
 import { registerVaultRoutes } from './api/vault-routes.ts';
 import { errorHandler, validationHook } from './api/error-handler.ts';
 import type { AppEnv } from './api/env.ts';
@@ -55,6 +56,7 @@ export function createApp(deps: ControlPlaneDeps): OpenAPIHono<AppEnv> {
   registerPointRoutes(api, ctx);
   registerConsoleRoutes(api, ctx); // before the site routes: it records heartbeats for the console's history
   registerSiteRoutes(api, ctx);
+  registerSiteCertificateRoutes(api, ctx);
 
   api.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   api.doc('/openapi.json', {

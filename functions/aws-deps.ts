@@ -20,6 +20,6 @@ export function awsDeps(config: LambdaConfig, component: string): ControlPlaneDe
     siteEvents: new SqsQueue(sqs, config.siteEventsQueueUrl, SITE_EVENTS_QUEUE),
     now: Date.now,
     log: createLogger(component, { level: config.logLevel }),
-    settings: { ...DEFAULT_SETTINGS, bootstrapAdminTokenSha256: config.bootstrapAdminTokenSha256 },
+    settings: { ...DEFAULT_SETTINGS, bootstrapAdminTokenSha256: config.bootstrapAdminTokenSha256, certificateValiditySeconds: config.certificateValidityDays * 86_400 },
   };
 }

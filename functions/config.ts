@@ -12,6 +12,7 @@
  * | `TIDEMARK_ADMIN_TOKEN_SHA256` | hex sha256 of the bootstrap admin token (optional) |
  * | `TIDEMARK_LOG_LEVEL` | debug, info, warn or error (default info) |
  * | `TIDEMARK_AWS_ENDPOINT` | S3/SQS endpoint override, for tests against a local server |
+ * | `TIDEMARK_CERTIFICATE_VALIDITY_DAYS` | lifetime of component and operator certificates (default 365) |
  */
 import { UsageError } from '../core/errors.ts';
 import type { LogLevel } from '../core/log.ts';
@@ -25,6 +26,7 @@ export interface LambdaConfig {
   readonly bootstrapAdminTokenSha256: string | null;
   readonly logLevel: LogLevel;
   readonly awsEndpoint: string | null;
+  readonly certificateValidityDays: number;
 }
 
 export const ENV = {
@@ -36,6 +38,7 @@ export const ENV = {
   adminTokenSha256: 'TIDEMARK_ADMIN_TOKEN_SHA256',
   logLevel: 'TIDEMARK_LOG_LEVEL',
   awsEndpoint: 'TIDEMARK_AWS_ENDPOINT',
+  certificateValidityDays: 'TIDEMARK_CERTIFICATE_VALIDITY_DAYS',
 } as const;
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
@@ -51,6 +54,10 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
   }
   const hash = env[ENV.adminTokenSha256]?.trim() || null;
   if (hash !== null && !/^[0-9a-f]{64}$/.test(hash)) throw new UsageError(`${ENV.adminTokenSha256} must be 64 lowercase hex digits`);
+  const certificateValidityDays = Number(env[ENV.certificateValidityDays] ?? 365);
+  if (!Number.isInteger(certificateValidityDays) || certificateValidityDays < 1 || certificateValidityDays > 825) {
+    throw new UsageError(`${ENV.certificateValidityDays} must be an integer from 1 to 825`);
+  }
   const level = (env[ENV.logLevel] ?? 'info') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(level)) throw new UsageError(`${ENV.logLevel} must be debug, info, warn or error`);
   return {
@@ -62,5 +69,6 @@ export function readConfig(env: NodeJS.ProcessEnv = process.env): LambdaConfig {
     bootstrapAdminTokenSha256: hash,
     logLevel: level,
     awsEndpoint: env[ENV.awsEndpoint]?.trim() || null,
+    certificateValidityDays,
   };
 }

@@ -18,7 +18,12 @@ export interface ControlPlaneSettings {
   readonly jobTimeoutSeconds: number;
   /** sha256 (hex) of an admin token accepted without a stored record (bootstrap in AWS). */
   readonly bootstrapAdminTokenSha256: string | null;
+  /** Lifetime of a component's or operator's certificate (docs/security.md). */
+  readonly certificateValiditySeconds: number;
 }
+
+/** Default lifetime of a component's or operator's certificate. */
+export const CERTIFICATE_VALIDITY_DAYS = 365;
 
 export const DEFAULT_SETTINGS: ControlPlaneSettings = {
   registrationKeyTtlSeconds: 24 * 3600,
@@ -26,6 +31,7 @@ export const DEFAULT_SETTINGS: ControlPlaneSettings = {
   reportStaleSeconds: 300,
   jobTimeoutSeconds: 3600,
   bootstrapAdminTokenSha256: null,
+  certificateValiditySeconds: CERTIFICATE_VALIDITY_DAYS * 86_400,
 };
 
 export interface ControlPlaneDeps {

@@ -21,6 +21,9 @@ import type {
   JobEvent,
   PolledCommand,
   RecoveryPointsReport,
+  RenewalRequest,
+  RenewedCertificate,
+  RevocationListResponse,
 } from './protocol.ts';
 
 export type { AgentAssignment, EnrollRequest, EnrollResponse } from './protocol.ts';
@@ -121,5 +124,15 @@ export class ControlPlaneClient {
    */
   async verifyAgent(agentCredential: string, options: { signal?: AbortSignal } = {}): Promise<AgentVerification> {
     return check(this.#base, await this.#call<AgentVerification>('POST', '/site/agents/verify', { credential: agentCredential }, options), 200);
+  }
+
+  /** Process servers and master targets: the vault's revoked certificates (docs/security.md). */
+  async getRevocations(options: { signal?: AbortSignal } = {}): Promise<RevocationListResponse> {
+    return check(this.#base, await this.#call<RevocationListResponse>('GET', '/site/revocations', undefined, options), 200);
+  }
+
+  /** A new certificate of this component's identity, for the key of `request.csr`. */
+  async renewCertificate(request: RenewalRequest, options: { signal?: AbortSignal } = {}): Promise<RenewedCertificate> {
+    return check(this.#base, await this.#call<RenewedCertificate>('POST', '/site/certificate/renew', request, options), 201);
   }
 }

@@ -263,3 +263,37 @@ export type AgentVerificationRequest = z.infer<typeof AgentVerificationRequest>;
 export type AgentVerification =
   | { valid: true; machineId: string; machineName: string; disks: { id: string; name: string }[] }
   | { valid: false; reason: string };
+
+/** Version of the revocation list that `GET /api/v1/site/revocations` serves (docs/security.md). */
+export const REVOCATION_LIST_VERSION = 1 as const;
+
+/** One revoked certificate of the vault, until it would have expired. */
+export interface RevokedCertificateEntry {
+  /** Lowercase hex, no leading zeros (`core/tls/serial.ts`). */
+  serial: string;
+  revokedAt: string;
+  notAfter: string;
+  role: string;
+  subjectId: string;
+  name: string;
+}
+
+export interface RevocationListResponse {
+  v: 1;
+  vaultId: string;
+  revoked: RevokedCertificateEntry[];
+}
+
+/** `POST /api/v1/site/certificate/renew`: the current certificate, the new key's request, and the request signed by the current key. */
+export interface RenewalRequest {
+  certificate: string;
+  csr: string;
+  signature: string;
+}
+
+export interface RenewedCertificate {
+  certificate: string;
+  caCertificate: string;
+  notAfter: string;
+  serial: string;
+}

@@ -13,12 +13,16 @@ import { ConflictError, InvalidRequestError } from '../errors.ts';
 import { identityUri, type ComponentIdentity } from '../../core/tls/identity.ts';
 import { generateKeyPair, importPrivateKey, SIGNING_ALGORITHM, x509 } from '../../core/tls/x509.ts';
 import { keys } from './keys.ts';
+import { recordIssued } from './certificate-records.ts';
+import { normalizeSerial } from '../../core/tls/serial.ts';
 
 /** Lifetime of a vault's CA certificate. */
 export const CA_VALIDITY_DAYS = 3650;
-/** Lifetime of a component's or operator's certificate. */
-export const CERTIFICATE_VALIDITY_DAYS = 365;
-/** Tolerated clock difference between the control plane and a component. */
+/**
+ * Tolerated clock difference between the control plane and a component, at most a tenth of a
+ * certificate's lifetime (so that the share of it left, which renewal goes by, stays meaningful
+ * for short lifetimes).
+ */
 const BACKDATE_MS = 5 * 60_000;
 const DAY_MS = 86_400_000;
 
@@ -36,6 +40,8 @@ export interface IssuedCertificate {
   /** PEM of the vault's CA certificate: the only one the component trusts. */
   readonly caCertificate: string;
   readonly notAfter: string;
+  /** Lowercase hex without leading zeros (`core/tls/serial.ts`): how it is revoked. */
+  readonly serial: string;
 }
 
 function serial(): string {
@@ -101,25 +107,29 @@ function hostNames(hosts: readonly string[]): Array<{ type: 'ip' | 'dns'; value:
 }
 
 /**
- * Signs the key of `csrPem` as `identity`. `hosts` (the host of a server's URL) make it a
- * server certificate too; every certificate can authenticate its holder as a TLS client.
+ * Signs the key of `csrPem` as `identity` and keeps a record of the certificate (by serial).
+ * `hosts` (the host of a server's URL) make it a server certificate too; every certificate can
+ * authenticate its holder as a TLS client. `renewalOf` is the serial of the certificate a
+ * renewal replaces.
  */
 export async function issueCertificate(
   ctx: Context,
   identity: ComponentIdentity,
   csrPem: string,
   hosts: readonly string[] = [],
+  options: { renewalOf?: string } = {},
 ): Promise<IssuedCertificate> {
   const csr = await checkedRequest(csrPem);
   const ca = await ensureVaultCa(ctx, identity.vaultId);
   const caCert = new x509.X509Certificate(ca.certificatePem);
   const now = ctx.now();
-  const notAfter = new Date(now + CERTIFICATE_VALIDITY_DAYS * DAY_MS);
+  const lifetimeMs = ctx.settings.certificateValiditySeconds * 1000;
+  const notAfter = new Date(now + lifetimeMs);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: [{ CN: [identity.name] }, { O: [identity.vaultId] }, { OU: [identity.role] }],
     issuer: caCert.subject,
-    notBefore: new Date(now - BACKDATE_MS),
+    notBefore: new Date(now - Math.min(BACKDATE_MS, lifetimeMs / 10)),
     notAfter,
     publicKey: csr.publicKey,
     signingKey: await importPrivateKey(ca.privateKeyPem),
@@ -132,5 +142,7 @@ export async function issueCertificate(
       await x509.AuthorityKeyIdentifierExtension.create(caCert, false),
     ],
   });
-  return { certificate: cert.toString('pem'), caCertificate: ca.certificatePem, notAfter: notAfter.toISOString() };
+  const issued = { certificate: cert.toString('pem'), caCertificate: ca.certificatePem, notAfter: notAfter.toISOString(), serial: normalizeSerial(cert.serialNumber) };
+  await recordIssued(ctx, { serial: issued.serial, identity, hosts, notAfter: issued.notAfter, renewalOf: options.renewalOf });
+  return issued;
 }

@@ -10,7 +10,9 @@ export const KEY_LAYOUT_VERSION = 'v1';
 export type Collection =
   | 'sites' | 'servers' | 'machines' | 'policies' | 'plans' | 'jobs' | 'drills' | 'drill-reports' | 'alerts'
   /** One per machine, by machine id: the points its master target keeps. */
-  | 'recovery-points';
+  | 'recovery-points'
+  /** One per issued certificate, by its serial (docs/security.md). */
+  | 'certificates';
 
 export const keys = {
   vault: (vaultId: string) => checkObjectKey(`v1/vaults/${vaultId}.json`),
@@ -21,6 +23,8 @@ export const keys = {
   credential: (id: string) => checkObjectKey(`v1/credentials/${id}.json`),
   /** The vault's certificate authority, its private key included (docs/security.md). */
   vaultCa: (vaultId: string) => checkObjectKey(`v1/vault-ca/${vaultId}.json`),
+  /** The vault's list of revoked certificates, as served to its process servers and master targets. */
+  revocations: (vaultId: string) => checkObjectKey(`v1/revocations/${vaultId}.json`),
   operatorToken: (id: string) => checkObjectKey(`v1/operator-tokens/${id}.json`),
   operatorTokens: () => 'v1/operator-tokens/',
   /** Audit entries sort by time: 13-digit epoch milliseconds, then the entry id. */
