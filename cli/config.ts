@@ -2,6 +2,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { LogLevel } from '../core/log.ts';
+import { UsageError } from '../core/errors.ts';
 
 /**
  * Options the process server and master target also take from the environment, each as
@@ -32,6 +33,13 @@ export interface Environment {
   configDir: string;
   /** Server options set in the environment, keyed by option name; the commands lay flags over them. */
   serverOptions: Partial<Record<ServerEnvironmentOption, string>>;
+  /**
+   * TIDEMARK_CERTIFICATE_RENEW_FRACTION: enrolled components renew their certificate when less
+   * than this share of its lifetime is left (0 < f < 1). @default DEFAULT_RENEW_FRACTION
+   */
+  certificateRenewFraction?: number;
+  /** TIDEMARK_REVOCATION_POLL_SECONDS: how often servers fetch the vault's revocation list. @default 30 */
+  revocationPollSeconds?: number;
 }
 
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
@@ -41,7 +49,13 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     const v = env[environmentName(option)];
     if (v) serverOptions[option] = v;
   }
+  const fraction = env.TIDEMARK_CERTIFICATE_RENEW_FRACTION ? Number(env.TIDEMARK_CERTIFICATE_RENEW_FRACTION) : undefined;
+  if (fraction !== undefined && !(fraction > 0 && fraction < 1)) throw new UsageError('TIDEMARK_CERTIFICATE_RENEW_FRACTION must be a number between 0 and 1', { hint: 'e.g. 0.25: renew with a quarter of the lifetime left' });
+  const pollSeconds = env.TIDEMARK_REVOCATION_POLL_SECONDS ? Number(env.TIDEMARK_REVOCATION_POLL_SECONDS) : undefined;
+  if (pollSeconds !== undefined && !(pollSeconds >= 1 && pollSeconds <= 86_400)) throw new UsageError('TIDEMARK_REVOCATION_POLL_SECONDS must be from 1 to 86400');
   return {
+    ...(fraction !== undefined ? { certificateRenewFraction: fraction } : {}),
+    ...(pollSeconds !== undefined ? { revocationPollSeconds: pollSeconds } : {}),
     token: env.TIDEMARK_TOKEN || undefined,
     identityDir: env.TIDEMARK_IDENTITY || undefined,
     configDir: join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'tidemark'),

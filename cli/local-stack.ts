@@ -13,7 +13,8 @@ import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { enrollOnce, loadEnrollment } from '../core/control-plane/enrollment-file.ts';
 import { loadIdentityDir, saveIdentityDir } from '../core/tls/tls-identity.ts';
 import { createCsr, generateKeyPair } from '../core/tls/x509.ts';
-import { masterTargetTls, processServerTls, serverIdentity } from './server-tls.ts';
+import { liveIdentity, masterTargetTls, processServerTls, serverIdentity } from './server-tls.ts';
+import { startEnrollmentRenewal } from './enrollment-renewal.ts';
 import { TidemarkError } from '../core/errors.ts';
 import { writeFileAtomic } from '../core/fsutil.ts';
 import { remoteError, requestJson } from '../core/http/client.ts';
@@ -87,6 +88,10 @@ export interface UpStackOptions {
   heartbeatIntervalMs?: number;
   /** Lifetime of the registration key made for agents at each start. @default 24 h */
   registrationKeyTtlSeconds?: number;
+  /** The servers renew their certificates with less than this share of the lifetime left. @default DEFAULT_RENEW_FRACTION */
+  renewFraction?: number;
+  /** How often the servers fetch the vault's revocation list. @default DEFAULT_REVOCATION_POLL_INTERVAL_MS */
+  revocationPollIntervalMs?: number;
   logLevel?: LogLevel;
 }
 
@@ -190,6 +195,8 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
     const mtEnrollment = await enrollServer(mtDir, 'master-target', mtUrl, 'secondary');
     const psIdentity = secure ? await serverIdentity(psDir, psEnrollment) : undefined;
     const mtIdentity = secure ? await serverIdentity(mtDir, mtEnrollment) : undefined;
+    const psLive = psIdentity && await liveIdentity(psDir, psIdentity, psEnrollment);
+    const mtLive = mtIdentity && await liveIdentity(mtDir, mtIdentity, mtEnrollment);
     const operatorDir = join(o.dataDir, 'operator');
     if (secure && !(await loadIdentityDir(operatorDir))) {
       const keys = await generateKeyPair();
@@ -197,28 +204,37 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
       await saveIdentityDir(operatorDir, { key: keys.privateKeyPem, cert: issued.certificate, ca: issued.caCertificate });
       log.info('operator certificate made', { dir: operatorDir });
     }
-    const mtTls = mtIdentity && await masterTargetTls(mtDir, mtIdentity, mtEnrollment);
+    const mtTls = mtLive && await masterTargetTls(mtDir, mtLive.identity, mtEnrollment);
     const token = secure ? undefined : o.token;
 
     const mt = await startMasterTarget({
       dataDir: mtDir, host, port: mtPort, token, retentionSeconds: o.retentionSeconds ?? 24 * 3600,
       nbd: { host, port: nbdPort },
-      ...(mtTls ? { tls: mtTls.tls, peers: mtTls.peers } : {}),
+      ...(mtTls ? { tls: mtTls.tls, peers: mtTls.peers, revocations: mtLive!.revocations } : {}),
       log: createLogger('master-target', { level }),
     });
     closers.push(() => mt.close());
     const mtLink = await startMasterTargetSiteLink({
       client: new ControlPlaneClient({ url: cp.url, credential: mtEnrollment.credential }),
       masterTargetUrl: mt.url, token, tls: mtTls?.siteLinkTls, ingestAssignments: mtTls?.ingestAssignments, dataDir: mtDir, log: createLogger('master-target', { level }), softwareVersion: SOFTWARE_VERSION,
+      revocations: mtLive?.revocations, revocationPollIntervalMs: o.revocationPollIntervalMs,
     });
     closers.push(() => mtLink.close());
     const ps = await startProcessServer({
       dataDir: psDir, host, port: psPort, masterTargetUrl: mt.url, token,
-      ...(psIdentity ? { tls: processServerTls(psIdentity, psEnrollment) } : {}),
+      ...(psLive ? { tls: processServerTls(psLive.identity, psEnrollment), revocations: psLive.revocations } : {}),
       log: createLogger('process-server', { level }),
-      controlPlane: { url: cp.url, credential: psEnrollment.credential, heartbeatIntervalMs: o.heartbeatIntervalMs, softwareVersion: SOFTWARE_VERSION },
+      controlPlane: {
+        url: cp.url, credential: psEnrollment.credential, heartbeatIntervalMs: o.heartbeatIntervalMs, softwareVersion: SOFTWARE_VERSION,
+        revocationPollIntervalMs: o.revocationPollIntervalMs,
+      },
     });
     closers.push(() => ps.close());
+    for (const [dir, e, live] of [[psDir, psEnrollment, psLive], [mtDir, mtEnrollment, mtLive]] as const) {
+      if (!live) continue;
+      const renewal = startEnrollmentRenewal(dir, e, live.identity, { renewFraction: o.renewFraction, log });
+      closers.push(() => renewal.close());
+    }
 
     return {
       controlPlaneUrl: cp.url,

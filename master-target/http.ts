@@ -8,6 +8,8 @@ import { Hono, type Context } from 'hono';
 import { FrameError, TidemarkError, UsageError } from '../core/errors.ts';
 import { bearerAuth } from '../core/http/auth.ts';
 import { peerAccess, type MasterTargetPeers } from './peer-access.ts';
+import { refuseRevoked } from '../core/tls/revocation-guard.ts';
+import type { RevocationList } from '../core/tls/revocation-list.ts';
 import { BodyTooLargeError, readBody } from '../core/http/body.ts';
 import type { Logger } from '../core/log.ts';
 import { isValidName } from '../core/names.ts';
@@ -40,6 +42,8 @@ export interface AppDeps {
   token?: string;
   /** Over TLS: who may do what, by client certificate (docs/security.md). */
   peers?: MasterTargetPeers;
+  /** Client certificates on the vault's revocation list are refused (403) before anything else. */
+  revocations?: RevocationList;
   log: Logger;
   /** Views over NBD; without them the view and failover routes answer 404. */
   views?: ViewManager;
@@ -83,6 +87,7 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/healthz', (c) => c.json({ ok: true }));
+  if (deps.revocations) app.use('*', refuseRevoked(deps.revocations, log));
   app.use('*', deps.peers ? peerAccess({ token: deps.token, peers: deps.peers, log }) : bearerAuth(deps.token, log));
 
   app.get('/v1/streams/:machine/:disk', (c) => {

@@ -12,6 +12,7 @@ import { createLogger, type Logger } from '../core/log.ts';
 import { createApp } from './http.ts';
 import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import type { MasterTargetPeers } from './peer-access.ts';
+import type { RevocationList } from '../core/tls/revocation-list.ts';
 import { DEFAULT_SEGMENT_BYTES, Retainer, retentionIntervalMs, segmentMaxAgeMs } from './retention.ts';
 import { DEFAULT_RETENTION_FULL_SECONDS, type TierPolicy } from './retention-tiers.ts';
 import { StreamStore } from './store.ts';
@@ -32,6 +33,8 @@ export interface MasterTargetOptions {
   tls?: TlsIdentity;
   /** With `tls`: who may do what, by client certificate (`peer-access.ts`). */
   peers?: MasterTargetPeers;
+  /** With `tls`: the vault's revoked certificates, refused as clients (kept fresh by the site link). */
+  revocations?: RevocationList;
   /** How far back recovery points reach. */
   retentionSeconds: number;
   log?: Logger;
@@ -111,7 +114,7 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
     views.setAddress(nbd.host, nbd.port);
     log.info('views served over nbd', { host: nbd.host, port: nbd.port, scratchBytes: opts.scratchBytes ?? DEFAULT_SCRATCH_BYTES });
   }
-  const app = createApp({ store, retainer, token: opts.token, peers: opts.peers, log, views, failover, tiers, now });
+  const app = createApp({ store, retainer, token: opts.token, peers: opts.peers, revocations: opts.revocations, log, views, failover, tiers, now });
   return {
     app,
     store,

@@ -23,6 +23,8 @@ import { pushInstallRoutes } from './push-install/routes.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
 import { peerIdentity } from '../core/tls/peer.ts';
 import { peerVerdict, type ProcessServerPeers } from './peer-access.ts';
+import { refuseRevoked } from '../core/tls/revocation-guard.ts';
+import type { RevocationList } from '../core/tls/revocation-list.ts';
 
 export interface ProcessServerAppOptions {
   streams: Streams;
@@ -32,6 +34,8 @@ export interface ProcessServerAppOptions {
   agentAuth?: AgentAuthenticator;
   /** Over TLS: agents and operators by client certificate (`peer-access.ts`). */
   peers?: ProcessServerPeers;
+  /** Client certificates on the vault's revocation list are refused (403) before anything else. */
+  revocations?: RevocationList;
   maxSpoolBytes: number;
   /** Bookmark requests waiting for agents. */
   bookmarks: BookmarkBook;
@@ -110,6 +114,7 @@ function ownMachine(c: { get(k: 'agentMachine'): string | undefined }, machine: 
 export function processServerApp(o: ProcessServerAppOptions): Hono<Env> {
   const app = new Hono<Env>();
   app.get('/healthz', (c) => c.json({ ok: true }));
+  if (o.revocations) app.use('*', refuseRevoked(o.revocations, o.log));
   app.use('*', authenticate(o));
   if (o.pushInstaller) app.route('/', pushInstallRoutes(o.pushInstaller));
 

@@ -12,6 +12,7 @@ import { processServerApp } from './http.ts';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { agentAuthenticator } from './site-link/agent-auth.ts';
 import type { TlsIdentity } from '../core/tls/tls-identity.ts';
+import type { RevocationList } from '../core/tls/revocation-list.ts';
 import { startProcessServerSiteLink, type ProcessServerSiteLink } from './site-link/site-link.ts';
 import { WanLink, type WanOptions } from './wan/wan-link.ts';
 import type { MasterTargetLink } from './stream.ts';
@@ -39,6 +40,11 @@ export interface ProcessServerOptions {
    * certificates (docs/security.md).
    */
   tls?: { identity: TlsIdentity; vaultId: string };
+  /**
+   * With `tls`: the vault's revoked certificates, refused as clients; with `controlPlane` the
+   * site link keeps the list fresh.
+   */
+  revocations?: RevocationList;
   /** Certificate to present to an https:// master target without serving HTTPS itself. @default tls.identity */
   masterTargetTls?: TlsIdentity;
   /**
@@ -51,6 +57,8 @@ export interface ProcessServerOptions {
     /** @default 5000 */
     heartbeatIntervalMs?: number;
     softwareVersion?: string;
+    /** How often the revocation list is fetched. @default DEFAULT_REVOCATION_POLL_INTERVAL_MS */
+    revocationPollIntervalMs?: number;
   };
 }
 
@@ -87,13 +95,14 @@ export async function startProcessServer(o: ProcessServerOptions): Promise<Proce
   const peers = o.tls && { vaultId: o.tls.vaultId, ...(client ? { isAssigned } : {}) };
   const pushInstaller = new PushInstaller({ agentDir: o.agentDir ?? DEFAULT_AGENT_DIR, knownHostsFile: join(o.dataDir, 'push-install', 'known_hosts'), log });
   const app = processServerApp({
-    streams, token: o.token, agentAuth: client && agentAuthenticator(client), peers, maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan, pushInstaller,
+    streams, token: o.token, agentAuth: client && agentAuthenticator(client), peers, revocations: o.revocations, maxSpoolBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES, bookmarks, log, wan, pushInstaller,
   });
   const listening = await serve(app, { host: o.host, port: o.port }, { tls: o.tls?.identity });
   siteLink = client && await startProcessServerSiteLink({
     client, streams, bookmarks, dir: join(o.dataDir, 'site-link'), log, masterTargetUrl: o.masterTargetUrl,
     heartbeatIntervalMs: o.controlPlane!.heartbeatIntervalMs, softwareVersion: o.controlPlane!.softwareVersion,
     spool: () => wan.budget.status(),
+    revocations: o.revocations, revocationPollIntervalMs: o.controlPlane!.revocationPollIntervalMs,
   });
   if (siteLink) {
     wan.machineRate = (machine) => siteLink.assignments.byMachineName(machine)?.policy.bandwidthLimitBytesPerSecond ?? undefined;

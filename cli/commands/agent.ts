@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { identityOfEnrollment, type TlsIdentity } from '../../core/tls/tls-identity.ts';
+import { renewableIdentity } from '../../core/tls/renewable-identity.ts';
+import { startEnrollmentRenewal } from '../enrollment-renewal.ts';
 import { UsageError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
@@ -75,7 +77,7 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     const log = createLogger('agent', { level: env.logLevel });
-    const target = await pushTarget(values, env.token, disks, log, controller.signal);
+    const target = await pushTarget(values, env.token, disks, log, controller.signal, env.certificateRenewFraction);
     if (!target) return 0;
     if (mode === 'scan' && optional(values, 'app-consistent-interval')) {
       throw new UsageError('agent: --app-consistent-interval is for tap mode', { hint: 'in scan mode every scan runs --freeze-cmd/--thaw-cmd; set how often with --interval' });
@@ -143,6 +145,7 @@ async function pushTarget(
   disks: string[],
   log: Logger,
   signal: AbortSignal,
+  renewFraction: number | undefined,
 ): Promise<{ processServerUrl: string; token?: string; tls?: TlsIdentity } | undefined> {
   const v = values as Parameters<typeof optional>[0];
   const controlPlane = optional(v, 'control-plane');
@@ -167,9 +170,16 @@ async function pushTarget(
     const a = await waitForAssignment({ controlPlaneUrl: url, credential: enrollment.credential, log, signal });
     process.stdout.write(`protected: pushing to ${a.processServerUrl}\n`);
     // Over https the agent presents the certificate it got at enrollment (docs/security.md).
-    const tls = await identityOfEnrollment(join(required('agent', v, 'state'), ENROLLMENT_FILE), enrollment);
-    if (a.processServerUrl.startsWith('https:') && !tls) {
+    const stateDir = required('agent', v, 'state');
+    const enrolled = await identityOfEnrollment(join(stateDir, ENROLLMENT_FILE), enrollment);
+    if (a.processServerUrl.startsWith('https:') && !enrolled) {
       throw new UsageError('the process server speaks TLS but this agent enrolled without a certificate', { hint: 'move enrollment.json out of the state folder and enroll again with a new --key' });
+    }
+    // It renews its certificate while it runs; pushes present the new one from their next connection.
+    const tls = enrolled && renewableIdentity(enrolled);
+    if (tls) {
+      const renewal = startEnrollmentRenewal(stateDir, enrollment, tls, { renewFraction, log });
+      signal.addEventListener('abort', () => void renewal.close(), { once: true });
     }
     return { processServerUrl: a.processServerUrl, token: enrollment.credential, tls };
   } catch (err) {

@@ -8,7 +8,8 @@ import { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { startMasterTargetSiteLink } from '../../master-target/site-link/site-link.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
-import { masterTargetTls } from '../server-tls.ts';
+import { liveIdentity, masterTargetTls } from '../server-tls.ts';
+import { startEnrollmentRenewal } from '../enrollment-renewal.ts';
 import type { Command } from './command.ts';
 
 export const masterTargetCommand: Command = {
@@ -49,8 +50,9 @@ only the machines assigned to them; the CLI needs an operator certificate (--ide
     const log = createLogger('master-target', { level: env.logLevel });
     const enrolled = await enrollServer('master-target', 'master-target', values, dataDir, listen, log);
     const enrollment = enrolled?.enrollment;
-    const secure = enrolled?.tls
-      ? await masterTargetTls(dataDir, enrolled.identity!, enrolled.enrollment, new URL(enrolled.url).hostname.replace(/^\[|\]$/g, ''))
+    const live = enrolled?.tls ? await liveIdentity(dataDir, enrolled.identity!, enrolled.enrollment) : undefined;
+    const secure = live
+      ? await masterTargetTls(dataDir, live.identity, enrolled!.enrollment, new URL(enrolled!.url).hostname.replace(/^\[|\]$/g, ''))
       : undefined;
     tuneHeapForServer();
     const mt = await startMasterTarget({
@@ -60,7 +62,7 @@ only the machines assigned to them; the CLI needs an operator certificate (--ide
       token,
       retentionSeconds: parseDurationSeconds('retention', optional(values, 'retention') ?? '24h'),
       log,
-      ...(secure ? { tls: secure.tls, peers: secure.peers } : {}),
+      ...(secure ? { tls: secure.tls, peers: secure.peers, revocations: live!.revocations } : {}),
       ...(nbd ? { nbd: parseListen(nbd) } : {}),
       ...(scratchBytes ? { scratchBytes: parseBytes('scratch-bytes', scratchBytes) } : {}),
       ...(retentionFull ? { retentionFullSeconds: parseDurationSeconds('retention-full', retentionFull) } : {}),
@@ -68,10 +70,13 @@ only the machines assigned to them; the CLI needs an operator certificate (--ide
     const link = enrollment && await startMasterTargetSiteLink({
       client: new ControlPlaneClient({ url: enrollment.controlPlaneUrl, credential: enrollment.credential }),
       masterTargetUrl: mt.url, token, tls: secure?.siteLinkTls, ingestAssignments: secure?.ingestAssignments, dataDir, log, softwareVersion: '0.1.0',
+      revocations: live?.revocations, revocationPollIntervalMs: env.revocationPollSeconds && env.revocationPollSeconds * 1000,
     });
+    const renewal = live && startEnrollmentRenewal(dataDir, enrolled!.enrollment, live.identity, { renewFraction: env.certificateRenewFraction, log });
     process.stdout.write(`master target listening on ${mt.url}${enrollment ? `, enrolled with ${enrollment.controlPlaneUrl}` : ''}\n`);
     if (mt.nbd) process.stdout.write(`views served on nbd://${mt.nbd.host}:${mt.nbd.port}\n`);
     return runUntilSignal(async () => {
+      await renewal?.close();
       await link?.close();
       await mt.close();
     });

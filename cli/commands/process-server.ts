@@ -7,7 +7,8 @@ import { tuneHeapForServer } from '../../core/server-heap.ts';
 import { parseSchedule } from '../../process-server/wan/bandwidth.ts';
 import { enrollServer, SERVER_ENROLLMENT_HELP, SERVER_ENROLLMENT_OPTIONS } from '../enroll-server.ts';
 import { SERVER_ENVIRONMENT_HELP } from '../config.ts';
-import { processServerTls } from '../server-tls.ts';
+import { liveIdentity, processServerTls } from '../server-tls.ts';
+import { startEnrollmentRenewal } from '../enrollment-renewal.ts';
 import { UsageError } from '../../core/errors.ts';
 import type { Command } from './command.ts';
 
@@ -62,23 +63,32 @@ with an https:// --url, it serves HTTPS and agents present their certificates.
         hint: 'enroll it with --control-plane, --key and an https:// --url (TIDEMARK_CONTROL_PLANE, TIDEMARK_KEY, TIDEMARK_URL)',
       });
     }
+    const live = enrolled?.identity && await liveIdentity(dataDir, enrolled.identity, enrolled.enrollment);
     tuneHeapForServer();
     const ps = await startProcessServer({
       dataDir,
-      controlPlane: enrollment && { url: enrollment.controlPlaneUrl, credential: enrollment.credential, softwareVersion: '0.1.0' },
+      controlPlane: enrollment && {
+        url: enrollment.controlPlaneUrl, credential: enrollment.credential, softwareVersion: '0.1.0',
+        revocationPollIntervalMs: env.revocationPollSeconds && env.revocationPollSeconds * 1000,
+      },
       host: listen.host,
       port: listen.port,
       masterTargetUrl,
-      ...(enrolled?.tls ? { tls: processServerTls(enrolled.identity!, enrolled.enrollment) } : {}),
+      ...(live ? { revocations: live.revocations } : {}),
+      ...(live && enrolled!.tls ? { tls: processServerTls(live.identity, enrolled!.enrollment) } : {}),
       // Enrolled over http but shipping to an https master target: it still presents its certificate there.
-      ...(enrolled?.identity && !enrolled.tls ? { masterTargetTls: enrolled.identity } : {}),
+      ...(live && !enrolled!.tls ? { masterTargetTls: live.identity } : {}),
       token: optional(values, 'token') ?? env.token,
       maxSpoolBytes: spool ? parseBytes('max-spool-bytes', spool) : undefined,
       wan,
       agentDir: optional(values, 'agent-dir'),
       log,
     });
+    const renewal = live && startEnrollmentRenewal(dataDir, enrolled!.enrollment, live.identity, { renewFraction: env.certificateRenewFraction, log });
     process.stdout.write(`process server listening on ${ps.url}\n`);
-    return runUntilSignal(() => ps.close());
+    return runUntilSignal(async () => {
+      await renewal?.close();
+      await ps.close();
+    });
   },
 };

@@ -71,6 +71,8 @@ DIR/operator, so tidemark status, points, export, view, failover, cleanup and bo
     tuneHeapForServer();
     const stack = await startUpStack({
       dataDir, port, token, logLevel: env.logLevel,
+      renewFraction: env.certificateRenewFraction,
+      revocationPollIntervalMs: env.revocationPollSeconds && env.revocationPollSeconds * 1000,
       retentionSeconds: retention ? parseDurationSeconds('retention', retention) : undefined,
       scheduleIntervalMs: schedule ? parseDurationSeconds('schedule-interval', schedule) * 1000 : undefined,
     });

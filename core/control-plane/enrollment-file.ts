@@ -9,13 +9,14 @@
  *   const e = await enrollOnce(join(dataDir, 'enrollment.json'), url, () => ({ registrationKey: key, role: 'process-server', name: 'ps1', siteName: 'primary', url: myUrl }));
  *   const cp = new ControlPlaneClient({ url: e.controlPlaneUrl, credential: e.credential });
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { UsageError } from '../errors.ts';
-import { writeFileAtomic } from '../fsutil.ts';
+import { syncDir, writeFileAtomic } from '../fsutil.ts';
 import { enroll } from './client.ts';
 import type { EnrollRequest, EnrollResponse } from './protocol.ts';
 import { createCsr, generateKeyPair } from '../tls/x509.ts';
-import { enrollmentKeyPath } from '../tls/tls-identity.ts';
+import { enrollmentKeyPath, nextEnrollmentKeyPath } from '../tls/tls-identity.ts';
 
 export const ENROLLMENT_FILE_VERSION = 1;
 
@@ -46,6 +47,22 @@ export async function loadEnrollment(path: string): Promise<StoredEnrollment | u
 
 export async function saveEnrollment(path: string, e: StoredEnrollment): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(e, null, 2) + '\n');
+}
+
+/**
+ * Keeps a renewed certificate and its key in place of the enrollment's (docs/security.md): the
+ * new key goes beside the old one (`enrollment-key.pem.next`), then `enrollment.json` takes the
+ * new certificate (the commit point), then the new key replaces the old. A crash before the
+ * commit leaves the old pair; after it, `identityOfEnrollment` finishes the move.
+ */
+export async function saveRenewedEnrollment(path: string, renewed: { cert: string; key: string; ca: string }): Promise<void> {
+  const have = await loadEnrollment(path);
+  if (!have) throw new UsageError(`${path} is gone: cannot keep the renewed certificate`);
+  const next = nextEnrollmentKeyPath(path);
+  await writeFileAtomic(next, renewed.key);
+  await saveEnrollment(path, { ...have, certificate: renewed.cert, caCertificate: renewed.ca });
+  await rename(next, enrollmentKeyPath(path));
+  await syncDir(dirname(path));
 }
 
 /**

@@ -6,7 +6,7 @@ import { request as httpRequest, Agent as HttpAgent } from 'node:http';
 import { request as httpsRequest, Agent as HttpsAgent } from 'node:https';
 import { RemoteError, TidemarkError } from '../errors.ts';
 import type { TlsIdentity } from '../tls/tls-identity.ts';
-import { agentFor, isUntrustedCertificate, tlsFetch } from './tls-client.ts';
+import { agentFor, CERT_REVOKED, isUntrustedCertificate, tlsFetch } from './tls-client.ts';
 
 /** Kept-alive connections for batch uploads (fetch would copy each multi-megabyte body). */
 const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
@@ -50,6 +50,11 @@ async function call(base: string, path: string, init: RequestInit, opts: PeerOpt
 }
 
 function unreachable(base: string, code: string | undefined, cause: unknown): PeerUnreachableError {
+  if (code === CERT_REVOKED) {
+    return new PeerUnreachableError(`refused ${base}: ${((cause as { cause?: Error }).cause ?? (cause as Error)).message}`, {
+      cause, hint: "the vault's admin revoked it: the server must renew or enroll again",
+    });
+  }
   if (isUntrustedCertificate(code)) {
     return new PeerUnreachableError(`refused ${base}: its certificate is not from this vault's CA (${code})`, {
       cause, hint: 'check the URL: the server must present a certificate issued by the vault it was enrolled in',

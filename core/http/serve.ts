@@ -3,7 +3,8 @@
  * be used and the chosen port read back.
  */
 import { createAdaptorServer } from '@hono/node-server';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { isRenewable } from '../tls/renewable-identity.ts';
 import type { TlsIdentity } from '../tls/tls-identity.ts';
 import type { Hono } from 'hono';
 import type { AddressInfo } from 'node:net';
@@ -33,17 +34,20 @@ export function parseListen(s: string): ListenAddress {
  * With `tls`, serves HTTPS with its certificate and asks every client for one: a client
  * certificate is verified against `tls.ca` only (the vault CA) and read by `core/tls/peer.ts`;
  * the handshake also admits clients without one, so that `/healthz` stays open and the app
- * answers 401 rather than a bare TLS alert.
+ * answers 401 rather than a bare TLS alert. A renewable identity's new certificate is served
+ * from the next handshake on, without a restart.
  */
 export async function serve(app: Hono<any>, address: ListenAddress, options: { tls?: TlsIdentity } = {}): Promise<Listening> {
   const { tls } = options;
+  const secureContext = (id: TlsIdentity) => ({ key: id.key, cert: id.cert, ca: [id.ca] });
   const server = (tls
     ? createAdaptorServer({
       fetch: app.fetch,
       createServer: createHttpsServer,
-      serverOptions: { key: tls.key, cert: tls.cert, ca: [tls.ca], requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+      serverOptions: { ...secureContext(tls), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
     })
     : createAdaptorServer({ fetch: app.fetch })) as Server;
+  if (isRenewable(tls)) tls.onRenew(() => (server as unknown as HttpsServer).setSecureContext({ ...secureContext(tls), minVersion: 'TLSv1.2' }));
   server.keepAliveTimeout = 65_000;
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {

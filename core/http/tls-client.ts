@@ -8,21 +8,36 @@ import { Agent, request } from 'node:https';
 import { checkServerIdentity } from 'node:tls';
 import { Readable } from 'node:stream';
 import type { TlsIdentity } from '../tls/tls-identity.ts';
+import { normalizeSerial } from '../tls/serial.ts';
 
-const agents = new WeakMap<TlsIdentity, Agent>();
+const agents = new WeakMap<TlsIdentity, { agent: Agent; cert: string; revision: number | undefined }>();
 
-/** The kept-alive agent that presents `identity` and trusts only its CA. */
+/** Error code of a server whose certificate is on the vault's revocation list. */
+export const CERT_REVOKED = 'ERR_TLS_CERT_REVOKED';
+
+/**
+ * The kept-alive agent that presents `identity` and trusts only its CA. A renewed identity
+ * (`core/tls/renewable-identity.ts`), or a changed revocation list, gets a new agent, so that
+ * new connections present the new certificate and check the server against the new list; the
+ * old agent is destroyed a minute later.
+ */
 export function agentFor(identity: TlsIdentity): Agent {
-  let a = agents.get(identity);
-  if (!a) {
-    const { serverHost } = identity;
-    a = new Agent({
-      keepAlive: true, maxSockets: 16, ca: [identity.ca], cert: identity.cert, key: identity.key, minVersion: 'TLSv1.2',
-      ...(serverHost ? { checkServerIdentity: (_dialled: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(serverHost, cert) } : {}),
-    });
-    agents.set(identity, a);
-  }
-  return a;
+  const have = agents.get(identity);
+  const cert = identity.cert;
+  const revision = identity.revocations?.revision;
+  if (have && have.cert === cert && have.revision === revision) return have.agent;
+  if (have) setTimeout(() => have.agent.destroy(), 60_000).unref(); // requests under way finish on the old certificate
+  const { serverHost, revocations } = identity;
+  const check = (dialled: string, peer: Parameters<typeof checkServerIdentity>[1]): Error | undefined => {
+    const revokedAt = revocations?.revokedAt(normalizeSerial(peer.serialNumber));
+    if (revokedAt) {
+      return Object.assign(new Error(`the server's certificate ${normalizeSerial(peer.serialNumber)} was revoked at ${revokedAt}`), { code: CERT_REVOKED });
+    }
+    return checkServerIdentity(serverHost ?? dialled, peer);
+  };
+  const agent = new Agent({ keepAlive: true, maxSockets: 16, ca: [identity.ca], cert, key: identity.key, minVersion: 'TLSv1.2', checkServerIdentity: check });
+  agents.set(identity, { agent, cert, revision });
+  return agent;
 }
 
 /** Codes of a server certificate that the pinned CA did not sign, or that names another host. */

@@ -8,20 +8,38 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Context } from 'hono';
 import { identityOfPeerCertificate, type ComponentIdentity } from './identity.ts';
+import { normalizeSerial } from './serial.ts';
 
-const bySocket = new WeakMap<TLSSocket, ComponentIdentity | null>();
+interface Peer {
+  readonly identity: ComponentIdentity | undefined;
+  /** Its certificate's serial (`serial.ts`), for the revocation check. */
+  readonly serial: string;
+}
 
-/** The verified identity of the peer of this request, if any. */
-export function peerIdentity(c: Context): ComponentIdentity | undefined {
+const bySocket = new WeakMap<TLSSocket, Peer>();
+
+/** The verified certificate of the peer of this request, read once per connection. */
+function peerOf(c: Context): Peer | undefined {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   const socket = incoming?.socket as TLSSocket | undefined;
   if (!socket || !socket.encrypted || !socket.authorized) return undefined;
-  let id = bySocket.get(socket);
-  if (id === undefined) {
-    id = identityOfPeerCertificate(socket.getPeerCertificate()) ?? null;
-    bySocket.set(socket, id);
+  let peer = bySocket.get(socket);
+  if (!peer) {
+    const cert = socket.getPeerCertificate();
+    peer = { identity: identityOfPeerCertificate(cert), serial: normalizeSerial(cert.serialNumber ?? '') };
+    bySocket.set(socket, peer);
   }
-  return id ?? undefined;
+  return peer;
+}
+
+/** The verified identity of the peer of this request, if any. */
+export function peerIdentity(c: Context): ComponentIdentity | undefined {
+  return peerOf(c)?.identity;
+}
+
+/** The serial of the verified certificate the peer of this request presented, if any. */
+export function peerSerial(c: Context): string | undefined {
+  return peerOf(c)?.serial;
 }
 
 /** True when the request came over TLS (so a bearer secret on it was not sent in clear). */

@@ -18,6 +18,8 @@ import type { SiteCommand } from '../../core/control-plane/protocol.ts';
 import type { Logger } from '../../core/log.ts';
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
 import type { IngestAssignments } from './ingest-assignments.ts';
+import type { RevocationList } from '../../core/tls/revocation-list.ts';
+import { runRevocationPoll } from '../../core/control-plane/revocation-poll.ts';
 import { FailoverJobs } from './failover-jobs.ts';
 import { ImageExportRecovery } from './image-export-recovery.ts';
 import { MasterTargetApi } from './master-target-api.ts';
@@ -41,6 +43,10 @@ export interface MasterTargetSiteLinkOptions {
   readonly tls?: TlsIdentity;
   /** Where the process server of each protected machine is recorded, for the API's access checks. */
   readonly ingestAssignments?: IngestAssignments;
+  /** The vault's revoked certificates, fetched every `revocationPollIntervalMs` for the API's checks. */
+  readonly revocations?: RevocationList;
+  /** @default DEFAULT_REVOCATION_POLL_INTERVAL_MS */
+  readonly revocationPollIntervalMs?: number;
   /** The master target's data folder; job work folders go below it. */
   readonly dataDir: string;
   readonly log: Logger;
@@ -106,13 +112,14 @@ export async function startMasterTargetSiteLink(o: MasterTargetSiteLinkOptions):
     { log, signal: stop.signal });
   const points = runEvery(o.pointsIntervalMs ?? DEFAULT_POINTS_INTERVAL_MS, 'recovery points report',
     pointsReporter({ assignments, api, client: o.client, log, signal: stop.signal }), { log, signal: stop.signal });
+  const revocations = o.revocations && runRevocationPoll(o.client, o.revocations, { intervalMs: o.revocationPollIntervalMs, log, signal: stop.signal });
   log.info('control plane link started', { masterTarget: o.masterTargetUrl });
   return {
     jobs,
     assignments,
     async close() {
       stop.abort();
-      await Promise.all([commands, heartbeats, points]);
+      await Promise.all([commands, heartbeats, points, revocations]);
     },
   };
 }

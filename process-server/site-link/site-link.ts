@@ -19,6 +19,8 @@ import { Assignments } from '../../core/control-plane/assignments.ts';
 import { buildHeartbeat } from './heartbeat.ts';
 import type { BookmarkBook } from '../bookmarks.ts';
 import { BookmarkRequests } from './bookmark-requests.ts';
+import type { RevocationList } from '../../core/tls/revocation-list.ts';
+import { runRevocationPoll } from '../../core/control-plane/revocation-poll.ts';
 
 /** How often the process server reports its disks. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
@@ -42,6 +44,10 @@ export interface ProcessServerSiteLinkOptions {
   readonly softwareVersion?: string;
   /** The whole spool's use and level, reported with each heartbeat. */
   readonly spool?: () => SpoolReport;
+  /** The vault's revoked certificates, fetched every `revocationPollIntervalMs` for the API's checks. */
+  readonly revocations?: RevocationList;
+  /** @default DEFAULT_REVOCATION_POLL_INTERVAL_MS */
+  readonly revocationPollIntervalMs?: number;
 }
 
 export interface ProcessServerSiteLink {
@@ -91,13 +97,14 @@ export async function startProcessServerSiteLink(o: ProcessServerSiteLinkOptions
 
   const commands = runCommandLoop(o.client, handle, { log, signal: stop.signal, waitSeconds: o.pollWaitSeconds });
   const heartbeats = runEvery(o.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS, 'heartbeat', sendHeartbeat, { log, signal: stop.signal });
+  const revocations = o.revocations && runRevocationPoll(o.client, o.revocations, { intervalMs: o.revocationPollIntervalMs, log, signal: stop.signal });
   log.info('control plane link started', { assigned: assignments.list().length });
   return {
     assignments,
     sendHeartbeat,
     async close() {
       stop.abort();
-      await Promise.all([commands, heartbeats]);
+      await Promise.all([commands, heartbeats, revocations]);
     },
   };
 }
