@@ -25,6 +25,10 @@ export interface EnrolledServers {
   mt: Running;
   ps: Running;
   admin(method: string, path: string, body?: unknown): Promise<any>;
+  /** A registration key of the vault. */
+  readonly key: string;
+  /** Protects the machine by this process server and master target. */
+  protect(machineId: string): Promise<void>;
   /** An agent enrolled through the API, its machine protected by this process server and master target. */
   protectedAgent(name: string): Promise<TlsIdentity & { machineId: string; credential: string }>;
   operator(): Promise<TlsIdentity>;
@@ -66,7 +70,13 @@ export async function startEnrolledServers(o: { settings?: Partial<ControlPlaneS
     return r;
   };
   const s: EnrolledServers = {
-    dir, cp, vaultId: vault.id, mtUrl, psUrl, admin, start,
+    dir, cp, vaultId: vault.id, mtUrl, psUrl, admin, start, key,
+    async protect(machineId) {
+      const servers = (await admin('GET', `/vaults/${vault.id}/servers`)).items as Array<{ id: string; name: string }>;
+      await admin('PUT', `/vaults/${vault.id}/machines/${machineId}/protection`, {
+        policyId: policy.id, processServerId: servers.find((x) => x.name === 'ps1')!.id, masterTargetId: servers.find((x) => x.name === 'mt1')!.id,
+      });
+    },
     mt: await start('mt'),
     ps: await start('ps'),
     async protectedAgent(name) {
@@ -76,10 +86,7 @@ export async function startEnrolledServers(o: { settings?: Partial<ControlPlaneS
         registrationKey: agentKey, role: 'agent', name, siteName: 'primary', disks: [{ name: 'disk0', sizeBytes: 1 << 20 }], csr: await createCsr(keys, name),
       });
       assert.equal(e.status, 201, JSON.stringify(e.body));
-      const servers = (await admin('GET', `/vaults/${vault.id}/servers`)).items as Array<{ id: string; name: string }>;
-      await admin('PUT', `/vaults/${vault.id}/machines/${e.body.machineId}/protection`, {
-        policyId: policy.id, processServerId: servers.find((x) => x.name === 'ps1')!.id, masterTargetId: servers.find((x) => x.name === 'mt1')!.id,
-      });
+      await s.protect(e.body.machineId);
       return { key: keys.privateKeyPem, cert: e.body.certificate, ca: e.body.caCertificate, machineId: e.body.machineId, credential: e.body.credential };
     },
     async operator() {

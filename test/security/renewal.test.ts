@@ -2,12 +2,14 @@
  * Renewal end to end, with certificates valid 20 seconds and components renewing with half
  * of that left: the process server (a real process) renews its own certificate, keeps it and
  * its key in its data folder, and serves it from the next handshake without restarting; the
- * master target accepts it; an agent's renewed certificate is accepted by the process server.
+ * master target accepts it; an agent's renewed certificate is accepted by the process server,
+ * and a running agent (a real process) renews its own and pushes with the new one.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { access } from 'node:fs/promises';
+import { access, open, readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { renewCertificate } from '../../core/control-plane/certificate-renewal.ts';
@@ -15,7 +17,7 @@ import { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { requestJson } from '../../core/http/client.ts';
 import { normalizeSerial, serialOfPem } from '../../core/tls/serial.ts';
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
-import { waitUntil } from '../helpers/tidemark-process.ts';
+import { startTidemark, waitUntil } from '../helpers/tidemark-process.ts';
 import { startEnrolledServers, type EnrolledServers } from './enrolled-servers.ts';
 
 let s: EnrolledServers;
@@ -83,4 +85,40 @@ it("an agent's renewed certificate is accepted by the process server", { timeout
   const r = await get(s.psUrl, '/v1/streams/db-01/disk0', { ca: agent.ca, cert: renewed.cert, key: renewed.key });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.equal(r.body.machine, 'db-01');
+});
+
+it('a running agent renews its certificate and pushes with the new one', { timeout: 180_000 }, async () => {
+  const state = join(s.dir, 'agent');
+  const img = join(s.dir, 'app-01.img');
+  await writeFile(img, randomBytes(1 << 20));
+  const agent = startTidemark(['agent', '--control-plane', s.cp.url, '--key', s.key, '--state', state, '--machine', 'app-01', '--disk', img, '--mode', 'scan', '--interval', '1'], {
+    TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '', TIDEMARK_CERTIFICATE_RENEW_FRACTION: '0.5',
+  });
+  try {
+    await agent.waitFor(/waiting for protection/, 60_000);
+    const enrolled = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { machineId: string; certificate: string; caCertificate: string };
+    const first: TlsIdentity = { cert: enrolled.certificate, ca: enrolled.caCertificate, key: await readFile(join(state, 'enrollment-key.pem'), 'utf8') };
+    await s.protect(enrolled.machineId);
+    await agent.waitFor(/protected: pushing to/, 30_000);
+    await waitUntil('the agent renewed', async () => {
+      const e = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { certificate: string };
+      return e.certificate !== first.cert || undefined;
+    }, 60_000);
+
+    // With its first certificate revoked, the agent still pushes: it uses the renewed one. The
+    // control plane is stopped first, so that its bearer credential cannot stand in (the
+    // process server cannot have it confirmed).
+    await s.admin('POST', `/vaults/${s.vaultId}/certificates/${serialOfPem(first.cert)}/revoke`, {});
+    await waitUntil('the first certificate refused', async () => (await get(s.psUrl, '/v1/streams/app-01/disk0', first)).status === 403 || undefined, 15_000);
+    const operator = await s.operator();
+    await s.stopControlPlane();
+    const applied = async () => (await get(s.mtUrl, '/v1/streams/app-01/disk0', operator)).body.nextSeq as number;
+    const before = await applied();
+    const fh = await open(img, 'r+');
+    await fh.write(randomBytes(65536), 0, 65536, 0);
+    await fh.close();
+    await waitUntil('the change shipped', async () => (await applied()) > before || undefined, 30_000);
+  } finally {
+    await agent.stop();
+  }
 });
