@@ -61,7 +61,8 @@ export async function revokeCertificate(
   await getVault(ctx, vaultId);
   const cert = await getCertificate(ctx, vaultId, serial);
   const listed = (await revokedCertificates(ctx, vaultId)).some((r) => r.serial === cert.serial);
-  if (cert.revokedAt && listed) return cert;
+  // Revoked already: listed, or expired and so dropped from the list.
+  if (cert.revokedAt && (listed || Date.parse(cert.notAfter) <= ctx.now())) return cert;
   const revokedAt = cert.revokedAt ?? new Date(ctx.now()).toISOString();
   await addToList(ctx, vaultId, { serial: cert.serial, revokedAt, notAfter: cert.notAfter, role: cert.role, subjectId: cert.subjectId, name: cert.name });
   const key = keys.item(vaultId, 'certificates', cert.serial);

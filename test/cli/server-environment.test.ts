@@ -21,6 +21,15 @@ test('server options come from TIDEMARK_<OPTION> when no flag gives them', () =>
   });
 });
 
+test('certificate renewal and revocation polling are set in the environment, and nonsense is refused', () => {
+  const env = readEnvironment({ TIDEMARK_CERTIFICATE_RENEW_FRACTION: '0.5', TIDEMARK_REVOCATION_POLL_SECONDS: '5' });
+  assert.equal(env.certificateRenewFraction, 0.5);
+  assert.equal(env.revocationPollSeconds, 5);
+  assert.equal(readEnvironment({}).certificateRenewFraction, undefined, 'the default is the renewal loop\'s');
+  assert.throws(() => readEnvironment({ TIDEMARK_CERTIFICATE_RENEW_FRACTION: '1.5' }), /between 0 and 1/);
+  assert.throws(() => readEnvironment({ TIDEMARK_REVOCATION_POLL_SECONDS: '0' }), /from 1 to 86400/);
+});
+
 test('a master target and a process server start from their environment alone; a flag wins over it', { timeout: 240_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tm-env-'));
   const mtPort = await freePort();
