@@ -18,15 +18,15 @@ export const CERT_REVOKED = 'ERR_TLS_CERT_REVOKED';
 /**
  * The kept-alive agent that presents `identity` and trusts only its CA. A renewed identity
  * (`core/tls/renewable-identity.ts`), or a changed revocation list, gets a new agent, so that
- * new connections present the new certificate and check the server against the new list; the
- * old agent is destroyed a minute later.
+ * new connections present the new certificate and check the server against the new list.
+ * Requests under way finish on the old agent, whose connections then close when idle (servers
+ * close idle connections after 65 s).
  */
 export function agentFor(identity: TlsIdentity): Agent {
   const have = agents.get(identity);
   const cert = identity.cert;
   const revision = identity.revocations?.revision;
   if (have && have.cert === cert && have.revision === revision) return have.agent;
-  if (have) setTimeout(() => have.agent.destroy(), 60_000).unref(); // requests under way finish on the old certificate
   const { serverHost, revocations } = identity;
   const check = (dialled: string, peer: Parameters<typeof checkServerIdentity>[1]): Error | undefined => {
     const revokedAt = revocations?.revokedAt(normalizeSerial(peer.serialNumber));
