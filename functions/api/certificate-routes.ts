@@ -69,7 +69,17 @@ export function registerCertificateRoutes(app: OpenAPIHono<AppEnv>, ctx: Context
       summary: 'revoke a certificate (admin); servers refuse it once their list is refreshed',
       request: {
         params: pathParams('vaultId', 'serial'),
-        body: { required: false, content: { 'application/json': { schema: z.object({ reason: z.string().max(200).optional() }) } } },
+        body: {
+          required: false,
+          content: {
+            'application/json': {
+              schema: z.object({
+                reason: z.string().max(200).optional(),
+                revokeCredentials: z.boolean().optional().describe("also revoke the site credentials of the agent or server it names (it must then enroll again)"),
+              }),
+            },
+          },
+        },
       },
       responses: { 200: jsonResponse(CertificateRecord, 'the certificate, revoked (again: unchanged)'), ...errorResponses },
     }),
@@ -77,7 +87,7 @@ export function registerCertificateRoutes(app: OpenAPIHono<AppEnv>, ctx: Context
       const actor = operator(c, 'admin');
       const { vaultId, serial } = c.req.valid('param');
       const body = (c.req.header('content-type')?.includes('json') ? c.req.valid('json') : undefined) ?? {};
-      return c.json(await revokeCertificate(ctx, actor, vaultId, serial, body.reason ?? null), 200);
+      return c.json(await revokeCertificate(ctx, actor, vaultId, serial, body), 200);
     },
   );
 

@@ -13,6 +13,7 @@ import { recordAudit, type Actor } from './audit.ts';
 import { CertificateRecord, getCertificate } from './certificate-records.ts';
 import { keys } from './keys.ts';
 import { getVault } from './lookup.ts';
+import { Credential } from './records.ts';
 
 export const RevokedCertificate = z.object({
   serial: z.string(),
@@ -50,16 +51,42 @@ async function addToList(ctx: Context, vaultId: string, entry: RevokedCertificat
   }
 }
 
-/** Revokes the certificate of `serial` (admin). Revoking it again changes nothing and says when it was. */
+/**
+ * Revokes the site credentials of the agent or server a certificate names: it can then no
+ * longer call the control plane, nor push to a process server with its credential instead of
+ * its certificate. Returns how many were revoked now.
+ */
+async function revokeCredentialsOf(ctx: Context, cert: CertificateRecord): Promise<number> {
+  if (cert.role === 'operator') return 0;
+  const names = (p: Credential['principal']) => (p.kind === 'agent' ? p.machineId : p.serverId) === cert.subjectId;
+  let revoked = 0;
+  for (const c of await ctx.repo.list(keys.credentials(), Credential)) {
+    if (c.vaultId !== cert.vaultId || c.revoked || !names(c.principal)) continue;
+    await ctx.repo.update(keys.credential(c.id), Credential, (r) => ({ ...r, revoked: true }));
+    revoked++;
+  }
+  return revoked;
+}
+
+/**
+ * Revokes the certificate of `serial` (admin). Revoking it again changes nothing and says when
+ * it was. With `revokeCredentials`, the site credentials of the agent or server it names are
+ * revoked too (again or not).
+ */
 export async function revokeCertificate(
   ctx: Context,
   actor: Actor,
   vaultId: string,
   serial: string,
-  reason: string | null = null,
+  options: { reason?: string | null; revokeCredentials?: boolean } = {},
 ): Promise<CertificateRecord> {
+  const reason = options.reason ?? null;
   await getVault(ctx, vaultId);
   const cert = await getCertificate(ctx, vaultId, serial);
+  const credentials = options.revokeCredentials ? await revokeCredentialsOf(ctx, cert) : 0;
+  if (credentials > 0) {
+    await recordAudit(ctx, actor, 'credential.revoke', { vaultId, targetId: cert.subjectId, detail: { role: cert.role, name: cert.name, credentials, certificate: cert.serial } });
+  }
   const listed = (await revokedCertificates(ctx, vaultId)).some((r) => r.serial === cert.serial);
   // Revoked already: listed, or expired and so dropped from the list.
   if (cert.revokedAt && (listed || Date.parse(cert.notAfter) <= ctx.now())) return cert;

@@ -21,6 +21,7 @@ export const keys = {
   items: (vaultId: string, collection: Collection) => `v1/vault-data/${vaultId}/${collection}/`,
   registrationKey: (id: string) => checkObjectKey(`v1/registration-keys/${id}.json`),
   credential: (id: string) => checkObjectKey(`v1/credentials/${id}.json`),
+  credentials: () => 'v1/credentials/',
   /** The vault's certificate authority, its private key included (docs/security.md). */
   vaultCa: (vaultId: string) => checkObjectKey(`v1/vault-ca/${vaultId}.json`),
   /** The vault's list of revoked certificates, as served to its process servers and master targets. */

@@ -1,7 +1,7 @@
 /**
  * Revocation and renewal through the control plane's API: every issued certificate is kept by
- * serial; an admin revokes one (audited, idempotent) and process servers and master targets
- * are served the list, agents are not; a component renews its own certificate with proof of
+ * serial; an admin revokes one (audited, idempotent; the component's site credential too if
+ * asked) and process servers and master targets are served the list, agents are not; a component renews its own certificate with proof of
  * its current key, for the same identity and names, and is refused when that certificate is
  * revoked, expired, someone else's, or the proof is wrong.
  */
@@ -63,6 +63,20 @@ describe('revocation', () => {
     const audit = (await cp.call('GET', `/api/v1/vaults/${vaultId}/audit`)).body.items ?? [];
     assert.ok(audit.some((a: any) => a.action === 'certificate.revoke' && a.targetId === serial), JSON.stringify(audit));
     assert.equal((await cp.call('POST', `/api/v1/vaults/${vaultId}/certificates/abc123/revoke`, {})).status, 404);
+  });
+
+  it('leaves the site credential alone unless asked to revoke it too', async () => {
+    const agent = await enroll('agent', 'app-01');
+    const other = await enroll('agent', 'app-02');
+    const assignment = (who: Enrolled) => cp.call('GET', '/api/v1/site/assignment', undefined, who.credential);
+    await cp.call('POST', `/api/v1/vaults/${vaultId}/certificates/${serialOfPem(agent.cert)}/revoke`, {});
+    assert.equal((await assignment(agent)).status, 200, 'the certificate alone was revoked');
+    const r = await cp.call('POST', `/api/v1/vaults/${vaultId}/certificates/${serialOfPem(agent.cert)}/revoke`, { revokeCredentials: true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal((await assignment(agent)).status, 401);
+    assert.equal((await assignment(other)).status, 200, 'other components keep theirs');
+    const audit = (await cp.call('GET', `/api/v1/vaults/${vaultId}/audit`)).body.items;
+    assert.ok(audit.some((a: any) => a.action === 'credential.revoke' && a.targetId === agent.id && a.detail.credentials === 1), JSON.stringify(audit));
   });
 
   it('is for admins only', async () => {
