@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { identityOfEnrollment, type TlsIdentity } from '../../core/tls/tls-identity.ts';
-import { renewableIdentity } from '../../core/tls/renewable-identity.ts';
-import { startEnrollmentRenewal } from '../enrollment-renewal.ts';
+import { agentIdentity } from '../agent-identity.ts';
 import { UsageError } from '../../core/errors.ts';
 import { createLogger } from '../../core/log.ts';
 import { runAgent } from '../../edge-agent/agent.ts';
@@ -77,60 +76,67 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
     const log = createLogger('agent', { level: env.logLevel });
-    const target = await pushTarget(values, env.token, disks, log, controller.signal, env.certificateRenewFraction);
-    if (!target) return 0;
-    if (mode === 'scan' && optional(values, 'app-consistent-interval')) {
-      throw new UsageError('agent: --app-consistent-interval is for tap mode', { hint: 'in scan mode every scan runs --freeze-cmd/--thaw-cmd; set how often with --interval' });
-    }
-    if (mode === 'tap') {
-      const nbd = parseListen(required('agent', values, 'nbd'));
-      const maxLog = optional(values, 'max-log-bytes');
-      const appInterval = optional(values, 'app-consistent-interval');
-      if (appInterval && !optional(values, 'freeze-cmd')) {
-        throw new UsageError('agent: --app-consistent-interval needs --freeze-cmd (and usually --thaw-cmd)', { hint: "e.g. --freeze-cmd 'virsh domfsfreeze vm' --thaw-cmd 'virsh domfsthaw vm'" });
+    // Whatever ends the run, the background work (renewal, revocation list) stops with it.
+    try {
+      const target = await pushTarget(values, env.token, disks, log, controller.signal, {
+        renewFraction: env.certificateRenewFraction, revocationPollIntervalMs: env.revocationPollSeconds && env.revocationPollSeconds * 1000,
+      });
+      if (!target) return 0;
+      if (mode === 'scan' && optional(values, 'app-consistent-interval')) {
+        throw new UsageError('agent: --app-consistent-interval is for tap mode', { hint: 'in scan mode every scan runs --freeze-cmd/--thaw-cmd; set how often with --interval' });
       }
-      let lastPrint = 0;
-      await runTapAgent({
+      if (mode === 'tap') {
+        const nbd = parseListen(required('agent', values, 'nbd'));
+        const maxLog = optional(values, 'max-log-bytes');
+        const appInterval = optional(values, 'app-consistent-interval');
+        if (appInterval && !optional(values, 'freeze-cmd')) {
+          throw new UsageError('agent: --app-consistent-interval needs --freeze-cmd (and usually --thaw-cmd)', { hint: "e.g. --freeze-cmd 'virsh domfsfreeze vm' --thaw-cmd 'virsh domfsthaw vm'" });
+        }
+        let lastPrint = 0;
+        await runTapAgent({
+          machine: required('agent', values, 'machine'),
+          disks,
+          stateDir: required('agent', values, 'state'),
+          processServerUrl: target.processServerUrl,
+          token: target.token,
+          tls: target.tls,
+          nbdHost: nbd.host,
+          nbdPort: nbd.port,
+          maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
+          compress,
+          hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
+          appConsistentIntervalSeconds: appInterval ? parseDurationSeconds('app-consistent-interval', appInterval) : undefined,
+          log,
+          signal: controller.signal,
+          onListening: (a) => process.stdout.write(`serving ${disks.length} disk(s) over NBD at nbd://${a.host}:${a.port}/disk0\n`),
+          onProgress: (disk, phase, done, total) => {
+            const now = Date.now();
+            if (now - lastPrint < 1000 && done < total) return;
+            lastPrint = now;
+            if (phase === 'INITIAL_SYNC') process.stdout.write(`${disk}: initial sync ${Math.floor((100 * done) / Math.max(1, total))}%\n`);
+            else process.stdout.write(`${disk}: resync, ${(total / 1024 / 1024).toFixed(1)} MiB of changed blocks left\n`);
+          },
+        });
+        return 0;
+      }
+      await runAgent({
         machine: required('agent', values, 'machine'),
         disks,
         stateDir: required('agent', values, 'state'),
         processServerUrl: target.processServerUrl,
         token: target.token,
         tls: target.tls,
-        nbdHost: nbd.host,
-        nbdPort: nbd.port,
-        maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
-        compress,
+        intervalSeconds: parseDurationSeconds('interval', required('agent', values, 'interval')),
         hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
-        appConsistentIntervalSeconds: appInterval ? parseDurationSeconds('app-consistent-interval', appInterval) : undefined,
+        compress,
         log,
+        onEvent: progressPrinter(),
         signal: controller.signal,
-        onListening: (a) => process.stdout.write(`serving ${disks.length} disk(s) over NBD at nbd://${a.host}:${a.port}/disk0\n`),
-        onProgress: (disk, phase, done, total) => {
-          const now = Date.now();
-          if (now - lastPrint < 1000 && done < total) return;
-          lastPrint = now;
-          if (phase === 'INITIAL_SYNC') process.stdout.write(`${disk}: initial sync ${Math.floor((100 * done) / Math.max(1, total))}%\n`);
-          else process.stdout.write(`${disk}: resync, ${(total / 1024 / 1024).toFixed(1)} MiB of changed blocks left\n`);
-        },
       });
       return 0;
+    } finally {
+      controller.abort(new Error('stopped'));
     }
-    await runAgent({
-      machine: required('agent', values, 'machine'),
-      disks,
-      stateDir: required('agent', values, 'state'),
-      processServerUrl: target.processServerUrl,
-      token: target.token,
-      tls: target.tls,
-      intervalSeconds: parseDurationSeconds('interval', required('agent', values, 'interval')),
-      hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
-      compress,
-      log,
-      onEvent: progressPrinter(),
-      signal: controller.signal,
-    });
-    return 0;
   },
 };
 
@@ -145,7 +151,7 @@ async function pushTarget(
   disks: string[],
   log: Logger,
   signal: AbortSignal,
-  renewFraction: number | undefined,
+  o: { renewFraction?: number; revocationPollIntervalMs?: number },
 ): Promise<{ processServerUrl: string; token?: string; tls?: TlsIdentity } | undefined> {
   const v = values as Parameters<typeof optional>[0];
   const controlPlane = optional(v, 'control-plane');
@@ -175,12 +181,10 @@ async function pushTarget(
     if (a.processServerUrl.startsWith('https:') && !enrolled) {
       throw new UsageError('the process server speaks TLS but this agent enrolled without a certificate', { hint: 'move enrollment.json out of the state folder and enroll again with a new --key' });
     }
-    // It renews its certificate while it runs; pushes present the new one from their next connection.
-    const tls = enrolled && renewableIdentity(enrolled);
-    if (tls) {
-      const renewal = startEnrollmentRenewal(stateDir, enrollment, tls, { renewFraction, log });
-      signal.addEventListener('abort', () => void renewal.close(), { once: true });
-    }
+    // It renews its certificate while it runs (pushes present the new one from their next
+    // connection), and refuses a process server whose certificate the vault revoked.
+    const live = enrolled && await agentIdentity(stateDir, enrollment, enrolled, { ...o, log, signal });
+    const tls = live
     return { processServerUrl: a.processServerUrl, token: enrollment.credential, tls };
   } catch (err) {
     if (signal.aborted) return undefined;

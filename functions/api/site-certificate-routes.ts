@@ -1,14 +1,13 @@
 /**
- * Certificates as sites see them (docs/control-plane-api.md): process servers and master
- * targets fetch their vault's revocation list; every enrolled component renews its own
- * certificate before it expires.
+ * Certificates as sites see them (docs/control-plane-api.md): every enrolled component
+ * fetches its vault's revocation list and renews its own certificate before it expires.
  */
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi';
 import { REVOCATION_LIST_VERSION } from '../../core/control-plane/protocol.ts';
 import type { Context } from '../deps.ts';
 import { renewCertificate } from '../domain/certificate-renewal.ts';
 import { revokedCertificates, RevokedCertificate } from '../domain/certificate-revocation.ts';
-import { server, site, type AppEnv } from './env.ts';
+import { site, type AppEnv } from './env.ts';
 import { bearer, errorResponses, jsonBody, jsonResponse } from './route-helpers.ts';
 
 const RenewedCertificate = z.object({
@@ -22,14 +21,14 @@ export function registerSiteCertificateRoutes(app: OpenAPIHono<AppEnv>, ctx: Con
   app.openapi(
     createRoute({
       method: 'get', path: '/site/revocations', tags: ['site'], security: bearer,
-      summary: "process servers and master targets: the vault's revoked certificates",
+      summary: "the vault's revoked certificates (servers refuse such clients, every component such servers)",
       responses: {
         200: jsonResponse(z.object({ v: z.literal(REVOCATION_LIST_VERSION), vaultId: z.string(), revoked: z.array(RevokedCertificate) }).openapi('RevocationList'), 'the list'),
         ...errorResponses,
       },
     }),
     async (c) => {
-      const { vaultId } = server(c);
+      const { vaultId } = site(c);
       return c.json({ v: REVOCATION_LIST_VERSION, vaultId, revoked: await revokedCertificates(ctx, vaultId) }, 200);
     },
   );

@@ -1,7 +1,7 @@
 /**
  * Revocation and renewal through the control plane's API: every issued certificate is kept by
  * serial; an admin revokes one (audited, idempotent; the component's site credential too if
- * asked) and process servers and master targets are served the list, agents are not; a component renews its own certificate with proof of
+ * asked) and every enrolled component is served the list; a component renews its own certificate with proof of
  * its current key, for the same identity and names, and is refused when that certificate is
  * revoked, expired, someone else's, or the proof is wrong.
  */
@@ -59,7 +59,8 @@ describe('revocation', () => {
 
     const served = (await cp.call('GET', '/api/v1/site/revocations', undefined, ps.credential)).body;
     assert.deepEqual(served.revoked.map((e: any) => [e.serial, e.role, e.subjectId, e.name, e.revokedAt]), [[serial, 'agent', agent.id, 'web-01', r.body.revokedAt]]);
-    assert.equal((await cp.call('GET', '/api/v1/site/revocations', undefined, agent.credential)).status, 403, 'agents are not served the list');
+    assert.deepEqual((await cp.call('GET', '/api/v1/site/revocations', undefined, agent.credential)).body, served, 'agents get it too');
+    assert.equal((await cp.call('GET', '/api/v1/site/revocations', undefined, null)).status, 401);
     const audit = (await cp.call('GET', `/api/v1/vaults/${vaultId}/audit`)).body.items ?? [];
     assert.ok(audit.some((a: any) => a.action === 'certificate.revoke' && a.targetId === serial), JSON.stringify(audit));
     assert.equal((await cp.call('POST', `/api/v1/vaults/${vaultId}/certificates/abc123/revoke`, {})).status, 404);

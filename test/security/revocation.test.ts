@@ -3,18 +3,20 @@
  * over https (they fetch the vault's list every second here): a revoked agent certificate is
  * refused by the process server, a revoked process server certificate by the master target,
  * each with 403 naming the certificate while /healthz stays open; the list is kept in the
- * server's data folder and still applies after a restart without the control plane; and a
- * client refuses a server whose certificate is on its list.
+ * server's data folder and still applies after a restart without the control plane; a
+ * client refuses a server whose certificate is on its list, and a running agent refuses its
+ * process server once that server's certificate is revoked.
  */
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeerUnreachableError, requestJson } from '../../core/http/client.ts';
 import { RevocationList } from '../../core/tls/revocation-list.ts';
 import { serialOfPem } from '../../core/tls/serial.ts';
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
-import { waitUntil } from '../helpers/tidemark-process.ts';
+import { startTidemark, waitUntil } from '../helpers/tidemark-process.ts';
 import { startEnrolledServers, type EnrolledServers } from './enrolled-servers.ts';
 
 let s: EnrolledServers;
@@ -87,4 +89,34 @@ it("a client refuses a server whose certificate is on its list", { timeout: 60_0
     assert.match(err.message, new RegExp(`refused ${s.mtUrl.replace(/[./]/g, '\\$&')}: the server's certificate ${serialOfPem(mt.cert)} was revoked at 2030`));
     return true;
   });
+});
+
+it('a running agent refuses its process server once that server\'s certificate is revoked', { timeout: 180_000 }, async () => {
+  await s.close();
+  s = await startEnrolledServers({ env: { TIDEMARK_REVOCATION_POLL_SECONDS: '1' } });
+  const state = join(s.dir, 'agent');
+  const img = join(s.dir, 'app-01.img');
+  await writeFile(img, randomBytes(1 << 20));
+  const agent = startTidemark(['agent', '--control-plane', s.cp.url, '--key', s.key, '--state', state, '--machine', 'app-01', '--disk', img, '--mode', 'scan', '--interval', '1'], {
+    TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '', TIDEMARK_REVOCATION_POLL_SECONDS: '1',
+  });
+  try {
+    await agent.waitFor(/waiting for protection/, 60_000);
+    const { machineId } = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { machineId: string };
+    await s.protect(machineId);
+    await agent.waitFor(/protected: pushing to/, 30_000);
+    const operator = await s.operator();
+    await waitUntil('the disk at the master target', async () => ((await get(s.mtUrl, '/v1/streams/app-01/disk0', operator)).body.nextSeq as number) > 1 || undefined, 60_000);
+    assert.doesNotMatch(agent.stderr(), /was revoked/);
+
+    const serial = serialOfPem((await s.serverIdentity('ps')).cert);
+    await revoke(serial);
+    await waitUntil('the agent has the list', async () => (await readFile(join(state, 'revocations.json'), 'utf8').catch(() => '')).includes(serial) || undefined, 15_000);
+    const fh = await open(img, 'r+');
+    await fh.write(randomBytes(65536), 0, 65536, 0);
+    await fh.close();
+    await waitUntil('the agent refusing the process server', async () => agent.stderr().includes(`the server's certificate ${serial} was revoked at`) || undefined, 30_000);
+  } finally {
+    await agent.stop();
+  }
 });
