@@ -6,11 +6,11 @@ import { UsageError } from '../core/errors.ts';
 
 /**
  * Options the process server and master target also take from the environment, each as
- * TIDEMARK_<OPTION> (`--max-spool-bytes` from TIDEMARK_MAX_SPOOL_BYTES): container images are
+ * TIDEMARK_<OPTION> (`--spool-max-bytes` from TIDEMARK_SPOOL_MAX_BYTES): container images are
  * configured this way. A flag given on the command line wins.
  */
 export const SERVER_ENVIRONMENT_OPTIONS = [
-  'data', 'listen', 'master-target', 'max-spool-bytes', 'spool-max-bytes', 'bandwidth', 'agent-dir', 'retention', 'retention-full', 'nbd', 'scratch-bytes',
+  'data', 'listen', 'master-target', 'spool-max-bytes-per-disk', 'max-spool-bytes', 'spool-max-bytes', 'bandwidth', 'agent-dir', 'retention', 'retention-full', 'nbd', 'scratch-bytes',
   'control-plane', 'key', 'name', 'site', 'url',
 ] as const;
 

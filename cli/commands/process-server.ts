@@ -15,8 +15,8 @@ import type { Command } from './command.ts';
 export const processServerCommand: Command = {
   name: 'process-server',
   summary: 'run a process server: durable spool between agents and the master target',
-  help: `Usage: tidemark process-server --data DIR --listen HOST:PORT --master-target URL [--max-spool-bytes SIZE] [--token TOKEN]
-                               [--spool-max-bytes SIZE] [--bandwidth SCHEDULE]
+  help: `Usage: tidemark process-server --data DIR --listen HOST:PORT --master-target URL [--token TOKEN]
+                               [--spool-max-bytes-per-disk SIZE] [--spool-max-bytes SIZE] [--bandwidth SCHEDULE]
                                [--control-plane URL --key KEY [--name NAME] [--site NAME] [--url URL]]
 
 Receives agents' batches, keeps them in a durable spool and ships them in order to the
@@ -26,7 +26,9 @@ master target, resuming wherever it stands after a restart or a dropped link.
   --listen HOST:PORT      address to serve agents on, e.g. 0.0.0.0:7401
   --master-target URL     the master target, e.g. http://dr-site:7402; an https:// one is called with
                           this server's certificate (so it must be enrolled) and only the vault CA trusted
-  --max-spool-bytes SIZE  pending bytes allowed per disk before agents are told to wait (default ${DEFAULT_MAX_SPOOL_BYTES / 1024 ** 3}G)
+  --spool-max-bytes-per-disk SIZE
+                          pending bytes allowed per disk before agents are told to wait (default
+                          ${DEFAULT_MAX_SPOOL_BYTES / 1024 ** 3}G; --max-spool-bytes, its former name, still works)
   --spool-max-bytes SIZE  limit of the whole spool, all disks together (default none): status and
                           the control plane are told at 80% and 95%, and when it is full agents get 507
   --bandwidth SCHEDULE    WAN limit to the master target by local time of day, e.g.
@@ -41,13 +43,14 @@ with an https:// --url, it serves HTTPS and agents present their certificates.
 `,
   async run(argv, env) {
     const { values: flags } = parse('process-server', argv, {
-      data: { type: 'string' }, listen: { type: 'string' }, 'master-target': { type: 'string' }, 'max-spool-bytes': { type: 'string' }, token: { type: 'string' },
+      data: { type: 'string' }, listen: { type: 'string' }, 'master-target': { type: 'string' }, 'spool-max-bytes-per-disk': { type: 'string' },
+      'max-spool-bytes': { type: 'string' }, token: { type: 'string' },
       'spool-max-bytes': { type: 'string' }, bandwidth: { type: 'string' }, 'agent-dir': { type: 'string' },
       ...SERVER_ENROLLMENT_OPTIONS,
     });
     const values = { ...env.serverOptions, ...flags };
     const listen = parseListen(required('process-server', values, 'listen'));
-    const spool = optional(values, 'max-spool-bytes');
+    const spool = perDiskSpoolLimit(flags, env.serverOptions);
     const spoolTotal = optional(values, 'spool-max-bytes');
     const wan = {
       spoolMaxBytes: spoolTotal ? parseBytes('spool-max-bytes', spoolTotal) : undefined,
@@ -79,7 +82,7 @@ with an https:// --url, it serves HTTPS and agents present their certificates.
       // Enrolled over http but shipping to an https master target: it still presents its certificate there.
       ...(live && !enrolled!.tls ? { masterTargetTls: live.identity } : {}),
       token: optional(values, 'token') ?? env.token,
-      maxSpoolBytes: spool ? parseBytes('max-spool-bytes', spool) : undefined,
+      maxSpoolBytes: spool && parseBytes(spool.option, spool.value),
       wan,
       agentDir: optional(values, 'agent-dir'),
       log,
@@ -92,3 +95,21 @@ with an https:// --url, it serves HTTPS and agents present their certificates.
     });
   },
 };
+
+/**
+ * The per-disk spool limit, from `--spool-max-bytes-per-disk` or its former name
+ * `--max-spool-bytes` (flag or environment; a flag wins over the environment, and one
+ * source may not give both names, which would leave unclear which one counts).
+ */
+function perDiskSpoolLimit(flags: Record<string, unknown>, fromEnv: Partial<Record<string, string>>): { option: string; value: string } | undefined {
+  for (const source of [flags, fromEnv]) {
+    const current = source['spool-max-bytes-per-disk'] as string | undefined;
+    const former = source['max-spool-bytes'] as string | undefined;
+    if (current !== undefined && former !== undefined) {
+      throw new UsageError('process-server: --spool-max-bytes-per-disk and --max-spool-bytes are one setting, given twice', { hint: 'keep --spool-max-bytes-per-disk (TIDEMARK_SPOOL_MAX_BYTES_PER_DISK)' });
+    }
+    if (current !== undefined) return { option: 'spool-max-bytes-per-disk', value: current };
+    if (former !== undefined) return { option: 'max-spool-bytes', value: former };
+  }
+  return undefined;
+}

@@ -38,3 +38,21 @@ test('every command answers --help, and a missing option names itself with a hin
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command 'frobnicate'/);
 });
+
+test('the per-disk spool limit has one name now; its former name still works, and both at once are refused', async () => {
+  const base = ['process-server', '--data', '/nonexistent/tm-usage', '--listen', '127.0.0.1:0', '--master-target', 'http://127.0.0.1:1'];
+  const help = await runTidemark(['process-server', '--help']);
+  assert.match(help.stdout, /--spool-max-bytes-per-disk SIZE/);
+  const both = await runTidemark([...base, '--spool-max-bytes-per-disk', '1G', '--max-spool-bytes', '1G']);
+  assert.equal(both.code, 1);
+  assert.match(both.stderr, /one setting, given twice/);
+  const bad = await runTidemark([...base, '--spool-max-bytes-per-disk', 'lots']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /invalid spool-max-bytes-per-disk "lots"/);
+  const former = await runTidemark(base, { TIDEMARK_MAX_SPOOL_BYTES: 'lots' });
+  assert.equal(former.code, 1);
+  assert.match(former.stderr, /invalid max-spool-bytes "lots"/);
+  // A flag wins over the environment, whichever name each uses.
+  const flagWins = await runTidemark([...base, '--spool-max-bytes-per-disk', 'many'], { TIDEMARK_MAX_SPOOL_BYTES: 'lots' });
+  assert.match(flagWins.stderr, /invalid spool-max-bytes-per-disk "many"/);
+});
