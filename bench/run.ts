@@ -1,6 +1,8 @@
 /**
- * `npm run bench [-- NAME ...]`: runs the benchmarks, each in its own process, and lets each
- * print its table. Not a test: numbers depend on the machine; peers run in the same session.
+ * `npm run bench [-- NAME ... [--OPTION ...]]`: runs the benchmarks, each in its own process,
+ * and lets each print its table; everything from the first `-` argument on goes to each of
+ * them (e.g. `npm run bench -- apply --mib 64`). Not a test: numbers depend on the machine;
+ * peers run in the same session.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +17,10 @@ const BENCHES: Record<string, { file: string; what: string }> = {
   wan: { file: 'wan/wan.ts', what: 'WAN bytes per changed byte beside lz4 -1 and zstd -1, and 50 agents through one process server' },
 };
 
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const args = process.argv.slice(2);
+const firstOption = args.findIndex((a) => a.startsWith('-'));
+const wanted = firstOption < 0 ? args : args.slice(0, firstOption);
+const passed = firstOption < 0 ? [] : args.slice(firstOption);
 for (const name of wanted.length ? wanted : Object.keys(BENCHES)) {
   const b = BENCHES[name];
   if (!b) {
@@ -23,6 +28,6 @@ for (const name of wanted.length ? wanted : Object.keys(BENCHES)) {
     process.exit(2);
   }
   process.stdout.write(`\n=== ${name}: ${b.what}\n`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(b.file, import.meta.url))], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(b.file, import.meta.url)), ...passed], { stdio: 'inherit' });
   if (r.status !== 0) process.stderr.write(`benchmark ${name} failed (exit ${r.status})\n`);
 }
