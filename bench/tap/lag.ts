@@ -67,7 +67,7 @@ export async function measureLag(o: {
   const elapsed = (performance.now() - t0) / 1000;
   stop = true;
   await poller;
-  writer.close();
+  await writer.close();
   const lags = ackedAt.map((a, k) => Math.max(0, appliedAt[k] - a)).sort((x, y) => x - y);
   return {
     targetMBps: o.rateMBps,

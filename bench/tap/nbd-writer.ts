@@ -13,7 +13,7 @@ const CMD_DISC = 2;
 
 export class NbdWriter {
   private buffered: Buffer = Buffer.alloc(0);
-  private readonly waiting = new Map<bigint, (error: number) => void>();
+  private readonly waiting = new Map<bigint, (error: number, cause?: Error) => void>();
   private nextHandle = 1n;
   sizeBytes = 0;
 
@@ -25,6 +25,9 @@ export class NbdWriter {
     const w = new NbdWriter(socket);
     await w.handshake(exportName);
     socket.on('data', (b: Buffer) => w.onData(b));
+    // A server that goes away (killed, say) fails the writes still waiting, not the process.
+    socket.on('error', (err) => w.failWaiting(err));
+    socket.on('close', () => w.failWaiting(new Error('the NBD connection closed')));
     return w;
   }
 
@@ -68,6 +71,12 @@ export class NbdWriter {
     this.sizeBytes = Number(info.readBigUInt64BE(0));
   }
 
+  private failWaiting(err: Error): void {
+    const waiting = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const done of waiting) done(-1, err);
+  }
+
   private onData(b: Buffer): void {
     this.buffered = this.buffered.length ? Buffer.concat([this.buffered, b]) : b;
     while (this.buffered.length >= 16) {
@@ -92,7 +101,7 @@ export class NbdWriter {
     req.writeBigUInt64BE(BigInt(offset), 16);
     req.writeUInt32BE(data.length, 24);
     return new Promise((resolve, reject) => {
-      this.waiting.set(handle, (error) => (error ? reject(new Error(`nbd write error ${error}`)) : resolve()));
+      this.waiting.set(handle, (error, cause) => (error ? reject(cause ?? new Error(`nbd write error ${error}`)) : resolve()));
       this.socket.cork();
       this.socket.write(req);
       this.socket.write(data);
@@ -104,10 +113,13 @@ export class NbdWriter {
     return this.waiting.size;
   }
 
-  close(): void {
+  /** Sends NBD_CMD_DISC; resolves once the connection is closed. */
+  close(): Promise<void> {
     const req = Buffer.alloc(28);
     req.writeUInt32BE(REQUEST_MAGIC, 0);
     req.writeUInt16BE(CMD_DISC, 6);
+    const closed = new Promise<void>((resolve) => (this.socket.closed ? resolve() : this.socket.once('close', () => resolve())));
     this.socket.end(req);
+    return closed;
   }
 }

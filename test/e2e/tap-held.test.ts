@@ -98,7 +98,7 @@ async function runOps(t: Tap, firstSeq: number, model: Buffer): Promise<Map<numb
     expected.set(++seq, sha(model));
   }
   await send();
-  writer.close();
+  await writer.close();
   return expected;
 }
 
