@@ -85,6 +85,19 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
       if (mode === 'scan' && optional(values, 'app-consistent-interval')) {
         throw new UsageError('agent: --app-consistent-interval is for tap mode', { hint: 'in scan mode every scan runs --freeze-cmd/--thaw-cmd; set how often with --interval' });
       }
+      // What both modes take.
+      const common = {
+        machine: required('agent', values, 'machine'),
+        disks,
+        stateDir: required('agent', values, 'state'),
+        processServerUrl: target.processServerUrl,
+        token: target.token,
+        tls: target.tls,
+        hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
+        compress,
+        log,
+        signal: controller.signal,
+      };
       if (mode === 'tap') {
         const nbd = parseListen(required('agent', values, 'nbd'));
         const maxLog = optional(values, 'max-log-bytes');
@@ -94,20 +107,11 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         }
         let lastPrint = 0;
         await runTapAgent({
-          machine: required('agent', values, 'machine'),
-          disks,
-          stateDir: required('agent', values, 'state'),
-          processServerUrl: target.processServerUrl,
-          token: target.token,
-          tls: target.tls,
+          ...common,
           nbdHost: nbd.host,
           nbdPort: nbd.port,
           maxLogBytes: maxLog ? parseBytes('max-log-bytes', maxLog) : DEFAULT_MAX_LOG_BYTES,
-          compress,
-          hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
           appConsistentIntervalSeconds: appInterval ? parseDurationSeconds('app-consistent-interval', appInterval) : undefined,
-          log,
-          signal: controller.signal,
           onListening: (a) => process.stdout.write(`serving ${disks.length} disk(s) over NBD at nbd://${a.host}:${a.port}/disk0\n`),
           onProgress: (disk, phase, done, total) => {
             const now = Date.now();
@@ -120,18 +124,9 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         return 0;
       }
       await runAgent({
-        machine: required('agent', values, 'machine'),
-        disks,
-        stateDir: required('agent', values, 'state'),
-        processServerUrl: target.processServerUrl,
-        token: target.token,
-        tls: target.tls,
+        ...common,
         intervalSeconds: parseDurationSeconds('interval', required('agent', values, 'interval')),
-        hooks: { freezeCmd: optional(values, 'freeze-cmd'), thawCmd: optional(values, 'thaw-cmd'), timeoutMs: 120_000 },
-        compress,
-        log,
         onEvent: progressPrinter(),
-        signal: controller.signal,
       });
       return 0;
     } finally {

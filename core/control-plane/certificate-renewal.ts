@@ -12,6 +12,7 @@
  */
 import { X509Certificate, sign } from 'node:crypto';
 import type { Logger } from '../log.ts';
+import { pause } from '../pause.ts';
 import type { RenewableIdentity } from '../tls/renewable-identity.ts';
 import { serialOfPem } from '../tls/serial.ts';
 import type { TlsIdentity } from '../tls/tls-identity.ts';
@@ -92,16 +93,8 @@ export function startCertificateRenewal(o: CertificateRenewalOptions): Certifica
           log.warn('certificate renewal failed; the current certificate stays in use', { serial: old, error: err as Error });
         }
       }
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          stop.signal.removeEventListener('abort', done);
-          resolve();
-        };
-        const t = setTimeout(done, checkEveryMs);
-        t.unref(); // renewal alone keeps no component running
-        stop.signal.addEventListener('abort', done, { once: true });
-      });
+      // Renewal alone keeps no component running.
+      await pause(checkEveryMs, stop.signal, { unref: true });
     }
   })();
   return {

@@ -9,6 +9,7 @@
  *   controller.abort(); await loop;
  */
 import type { Logger } from '../log.ts';
+import { pause } from '../pause.ts';
 import type { ControlPlaneClient } from './client.ts';
 import { SITE_PROTOCOL_VERSION, type PolledCommand, type SiteCommand } from './protocol.ts';
 
@@ -37,7 +38,7 @@ export async function runCommandLoop(
     } catch (err) {
       if (o.signal.aborted) break;
       o.log.warn('command poll failed; retrying', { error: err as Error, retryInMs: backoffMs });
-      await sleep(backoffMs * (0.75 + Math.random() / 2), o.signal);
+      await pause(backoffMs * (0.75 + Math.random() / 2), o.signal);
       backoffMs = Math.min(backoffMs * 2, MAX_POLL_BACKOFF_MS);
       continue;
     }
@@ -72,19 +73,7 @@ export async function runEvery(intervalMs: number, what: string, fn: () => Promi
       if (o.signal.aborted) break;
       o.log.warn(`${what} failed`, { error: err as Error });
     }
-    await sleep(intervalMs, o.signal);
+    await pause(intervalMs, o.signal);
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
