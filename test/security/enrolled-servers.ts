@@ -5,7 +5,8 @@
  * with keys made here, so that the control plane keeps their certificates as it does any.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requestJson } from '../../core/http/client.ts';
@@ -110,4 +111,23 @@ export async function startEnrolledServers(o: { settings?: Partial<ControlPlaneS
     },
   };
   return s;
+}
+
+/**
+ * `tidemark agent` in scan mode (every second), enrolled with the vault's key as machine
+ * `app-01` over a 1 MiB image, once it waits for its machine to be protected.
+ */
+export async function startEnrolledScanAgent(s: EnrolledServers, env: Record<string, string>): Promise<{ agent: Running; state: string; img: string; machineId: string }> {
+  const state = join(s.dir, 'agent');
+  const img = join(s.dir, 'app-01.img');
+  await writeFile(img, randomBytes(1 << 20));
+  const agent = startTidemark(['agent', '--control-plane', s.cp.url, '--key', s.key, '--state', state, '--machine', 'app-01', '--disk', img, '--mode', 'scan', '--interval', '1'], { ...quiet, ...env });
+  try {
+    await agent.waitFor(/waiting for protection/, 60_000);
+  } catch (e) {
+    await agent.stop();
+    throw e;
+  }
+  const { machineId } = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { machineId: string };
+  return { agent, state, img, machineId };
 }

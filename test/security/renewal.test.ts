@@ -8,7 +8,7 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { access, open, readFile, writeFile } from 'node:fs/promises';
+import { access, open, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
@@ -17,8 +17,8 @@ import { ControlPlaneClient } from '../../core/control-plane/client.ts';
 import { requestJson } from '../../core/http/client.ts';
 import { normalizeSerial, serialOfPem } from '../../core/tls/serial.ts';
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
-import { startTidemark, waitUntil } from '../helpers/tidemark-process.ts';
-import { startEnrolledServers, type EnrolledServers } from './enrolled-servers.ts';
+import { waitUntil } from '../helpers/tidemark-process.ts';
+import { startEnrolledScanAgent, startEnrolledServers, type EnrolledServers } from './enrolled-servers.ts';
 
 let s: EnrolledServers;
 before(async () => {
@@ -88,17 +88,11 @@ it("an agent's renewed certificate is accepted by the process server", { timeout
 });
 
 it('a running agent renews its certificate and pushes with the new one', { timeout: 180_000 }, async () => {
-  const state = join(s.dir, 'agent');
-  const img = join(s.dir, 'app-01.img');
-  await writeFile(img, randomBytes(1 << 20));
-  const agent = startTidemark(['agent', '--control-plane', s.cp.url, '--key', s.key, '--state', state, '--machine', 'app-01', '--disk', img, '--mode', 'scan', '--interval', '1'], {
-    TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '', TIDEMARK_CERTIFICATE_RENEW_FRACTION: '0.5',
-  });
+  const { agent, state, img, machineId } = await startEnrolledScanAgent(s, { TIDEMARK_CERTIFICATE_RENEW_FRACTION: '0.5' });
   try {
-    await agent.waitFor(/waiting for protection/, 60_000);
-    const enrolled = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { machineId: string; certificate: string; caCertificate: string };
+    const enrolled = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { certificate: string; caCertificate: string };
     const first: TlsIdentity = { cert: enrolled.certificate, ca: enrolled.caCertificate, key: await readFile(join(state, 'enrollment-key.pem'), 'utf8') };
-    await s.protect(enrolled.machineId);
+    await s.protect(machineId);
     await agent.waitFor(/protected: pushing to/, 30_000);
     await waitUntil('the agent renewed', async () => {
       const e = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { certificate: string };

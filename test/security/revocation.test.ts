@@ -10,14 +10,14 @@
 import { after, before, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PeerUnreachableError, requestJson } from '../../core/http/client.ts';
 import { RevocationList } from '../../core/tls/revocation-list.ts';
 import { serialOfPem } from '../../core/tls/serial.ts';
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
-import { startTidemark, waitUntil } from '../helpers/tidemark-process.ts';
-import { startEnrolledServers, type EnrolledServers } from './enrolled-servers.ts';
+import { waitUntil } from '../helpers/tidemark-process.ts';
+import { startEnrolledScanAgent, startEnrolledServers, type EnrolledServers } from './enrolled-servers.ts';
 
 let s: EnrolledServers;
 before(async () => {
@@ -94,15 +94,8 @@ it("a client refuses a server whose certificate is on its list", { timeout: 60_0
 it('a running agent refuses its process server once that server\'s certificate is revoked', { timeout: 180_000 }, async () => {
   await s.close();
   s = await startEnrolledServers({ env: { TIDEMARK_REVOCATION_POLL_SECONDS: '1' } });
-  const state = join(s.dir, 'agent');
-  const img = join(s.dir, 'app-01.img');
-  await writeFile(img, randomBytes(1 << 20));
-  const agent = startTidemark(['agent', '--control-plane', s.cp.url, '--key', s.key, '--state', state, '--machine', 'app-01', '--disk', img, '--mode', 'scan', '--interval', '1'], {
-    TIDEMARK_LOG_LEVEL: 'warn', TIDEMARK_TOKEN: '', TIDEMARK_REVOCATION_POLL_SECONDS: '1',
-  });
+  const { agent, state, img, machineId } = await startEnrolledScanAgent(s, { TIDEMARK_REVOCATION_POLL_SECONDS: '1' });
   try {
-    await agent.waitFor(/waiting for protection/, 60_000);
-    const { machineId } = JSON.parse(await readFile(join(state, 'enrollment.json'), 'utf8')) as { machineId: string };
     await s.protect(machineId);
     await agent.waitFor(/protected: pushing to/, 30_000);
     const operator = await s.operator();
