@@ -407,7 +407,7 @@ export class TapDisk implements NbdExport {
    * (writev, no copy: its record carries no data); a smaller one is joined first, for its record.
    */
   writeParts(offset: number, parts: Buffer[], lengthBytes: number, fua: boolean): void | Promise<void> {
-    if (lengthBytes < HELD_MIN_BYTES || lengthBytes < POOL_WRITE_MIN_BYTES) return this.write(offset, Buffer.concat(parts, lengthBytes), fua);
+    if (lengthBytes < this.writePartsMinBytes) return this.write(offset, Buffer.concat(parts, lengthBytes), fua);
     const done = this.writes.writeParts(() => this.beforeChange(offset, lengthBytes), parts, lengthBytes, offset, () => this.afterChange(RecordType.WRITE, offset, lengthBytes, undefined));
     return fua ? this.flushAfter(done) : done;
   }
