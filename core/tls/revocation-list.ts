@@ -66,18 +66,23 @@ export class RevocationList implements RevokedSerials {
   async replace(served: RevocationListResponse, fetchedAtMs: number): Promise<boolean> {
     if (served.v !== REVOCATIONS_FILE_VERSION) throw new Error(`revocation list of unknown version ${String(served.v)}`);
     if (served.vaultId !== this.vaultId) throw new Error(`revocation list of vault ${served.vaultId}, not ${this.vaultId}`);
-    const revoked = [...served.revoked].sort((a, b) => a.serial.localeCompare(b.serial));
-    const text = JSON.stringify(revoked);
+    const { revoked, text } = canonical(served.revoked);
     if (text === this.#text) return false;
     const f: RevocationsFile = { v: 1, vaultId: this.vaultId, fetchedAt: new Date(fetchedAtMs).toISOString(), revoked };
     await writeFileAtomic(this.path, JSON.stringify(f, null, 2) + '\n');
-    this.#set(revoked);
+    this.#set(revoked, text);
     return true;
   }
 
-  #set(revoked: RevokedCertificateEntry[]): void {
+  #set(revoked: readonly RevokedCertificateEntry[], text = canonical(revoked).text): void {
     this.#bySerial = new Map(revoked.map((r) => [normalizeSerial(r.serial), r]));
-    this.#text = JSON.stringify([...revoked].sort((a, b) => a.serial.localeCompare(b.serial)));
+    this.#text = text;
     this.#revision++;
   }
+}
+
+/** The entries in serial order, and their JSON: equal texts mean an unchanged list. */
+function canonical(entries: readonly RevokedCertificateEntry[]): { revoked: RevokedCertificateEntry[]; text: string } {
+  const revoked = [...entries].sort((a, b) => a.serial.localeCompare(b.serial));
+  return { revoked, text: JSON.stringify(revoked) };
 }
