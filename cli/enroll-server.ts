@@ -4,12 +4,12 @@
  * A server enrolled with an `https://` URL serves TLS with the certificate it was given.
  */
 import { join } from 'node:path';
-import { enrollOnce, type StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
+import { ENROLLMENT_FILE, enrollOnce, type StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
 import { UsageError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { optional, parseUrl, type Parsed } from './args.ts';
-import { ENROLLMENT_FILE, serverIdentity } from './server-tls.ts';
+import { serverIdentity } from './server-tls.ts';
 
 export const SERVER_ENROLLMENT_OPTIONS = {
   'control-plane': { type: 'string' }, key: { type: 'string' }, name: { type: 'string' }, site: { type: 'string' }, url: { type: 'string' },

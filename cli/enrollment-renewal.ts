@@ -6,12 +6,9 @@
 import { join } from 'node:path';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import { startCertificateRenewal, type CertificateRenewal } from '../core/control-plane/certificate-renewal.ts';
-import { saveRenewedEnrollment, type StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
+import { ENROLLMENT_FILE, saveRenewedEnrollment, type StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
 import type { Logger } from '../core/log.ts';
 import type { RenewableIdentity } from '../core/tls/renewable-identity.ts';
-
-/** The enrollment file in every component's data or state folder. */
-const ENROLLMENT_FILE = 'enrollment.json';
 
 /** Renews the certificate of the enrollment kept in `dir` before it expires. */
 export function startEnrollmentRenewal(

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { mkdir, readFile } from 'node:fs/promises';
 import { ControlPlaneClient } from '../core/control-plane/client.ts';
-import { enrollOnce, loadEnrollment } from '../core/control-plane/enrollment-file.ts';
+import { ENROLLMENT_FILE, enrollOnce, loadEnrollment } from '../core/control-plane/enrollment-file.ts';
 import { loadIdentityDir, saveIdentityDir } from '../core/tls/tls-identity.ts';
 import { createCsr, generateKeyPair } from '../core/tls/x509.ts';
 import { liveIdentity, masterTargetTls, processServerTls, serverIdentity } from './server-tls.ts';
@@ -118,7 +118,7 @@ export interface UpStack {
 /** True when a server of `dirs` enrolled before certificates existed (no TLS for that data folder). */
 async function enrolledWithoutCertificates(dirs: string[]): Promise<boolean> {
   for (const d of dirs) {
-    const e = await loadEnrollment(join(d, 'enrollment.json'));
+    const e = await loadEnrollment(join(d, ENROLLMENT_FILE));
     if (e && !e.certificate) return true;
   }
   return false;
@@ -180,12 +180,12 @@ export async function startUpStack(o: UpStackOptions): Promise<UpStack> {
     const mtUrl = `${scheme}://${host}:${mtPort}`;
     const enrollServer = async (dir: string, role: 'process-server' | 'master-target', url: string, siteName: string) => {
       await mkdir(dir, { recursive: true });
-      const { enrollment, enrolledNow } = await enrollOnce(join(dir, 'enrollment.json'), cp.url, () => ({
+      const { enrollment, enrolledNow } = await enrollOnce(join(dir, ENROLLMENT_FILE), cp.url, () => ({
         registrationKey: key.key, role, name: `local-${role === 'process-server' ? 'ps' : 'mt'}`, siteName, url, softwareVersion: SOFTWARE_VERSION,
       }));
       if (enrolledNow) log.info('enrolled', { role, serverId: enrollment.serverId, url });
       if (enrollment.vaultId !== state!.vaultId) {
-        throw new UpError(`${join(dir, 'enrollment.json')} belongs to vault ${enrollment.vaultId}, not ${state!.vaultId}`, { hint: 'move it away to enroll again' });
+        throw new UpError(`${join(dir, ENROLLMENT_FILE)} belongs to vault ${enrollment.vaultId}, not ${state!.vaultId}`, { hint: 'move it away to enroll again' });
       }
       const server = await admin<{ url: string | null }>('GET', `/vaults/${enrollment.vaultId}/servers/${enrollment.serverId}`, undefined, 200);
       if (server.url !== url) log.warn('enrolled with another URL: agents and peers are told that one', { role, enrolledUrl: server.url, url });

@@ -6,14 +6,12 @@
  * their servers from these.
  */
 import { join } from 'node:path';
-import type { StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
+import { ENROLLMENT_FILE, type StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
 import { renewableIdentity, type RenewableIdentity } from '../core/tls/renewable-identity.ts';
 import { RevocationList } from '../core/tls/revocation-list.ts';
 import { identityOfEnrollment, type TlsIdentity } from '../core/tls/tls-identity.ts';
 import type { MasterTargetPeers } from '../master-target/peer-access.ts';
 import { IngestAssignments } from '../master-target/site-link/ingest-assignments.ts';
-
-export const ENROLLMENT_FILE = 'enrollment.json';
 
 /** The certificate of the enrollment kept in `dataDir`, or undefined if it was made before certificates. */
 export function serverIdentity(dataDir: string, e: StoredEnrollment): Promise<TlsIdentity | undefined> {

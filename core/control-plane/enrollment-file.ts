@@ -18,6 +18,8 @@ import type { EnrollRequest, EnrollResponse } from './protocol.ts';
 import { createCsr, generateKeyPair } from '../tls/x509.ts';
 import { enrollmentKeyPath, nextEnrollmentKeyPath } from '../tls/tls-identity.ts';
 
+/** The enrollment file's name in every component's data or state folder. */
+export const ENROLLMENT_FILE = 'enrollment.json';
 export const ENROLLMENT_FILE_VERSION = 1;
 
 export interface StoredEnrollment extends EnrollResponse {

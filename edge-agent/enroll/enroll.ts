@@ -12,14 +12,13 @@
 import { hostname, type } from 'node:os';
 import { join } from 'node:path';
 import { ControlPlaneClient } from '../../core/control-plane/client.ts';
-import { enrollOnce, type StoredEnrollment } from '../../core/control-plane/enrollment-file.ts';
+import { ENROLLMENT_FILE, enrollOnce, type StoredEnrollment } from '../../core/control-plane/enrollment-file.ts';
 import { UsageError } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import { diskName } from '../../core/names.ts';
 import { openDisk } from '../disk-source.ts';
 import { sleep } from '../uploader.ts';
 
-export const ENROLLMENT_FILE = 'enrollment.json';
 /** How often an agent waiting for protection asks again. */
 export const DEFAULT_ASSIGNMENT_POLL_MS = 5_000;
 
