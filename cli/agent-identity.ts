@@ -8,10 +8,10 @@ import { ControlPlaneClient } from '../core/control-plane/client.ts';
 import type { StoredEnrollment } from '../core/control-plane/enrollment-file.ts';
 import { runRevocationPoll } from '../core/control-plane/revocation-poll.ts';
 import type { Logger } from '../core/log.ts';
-import { renewableIdentity, type RenewableIdentity } from '../core/tls/renewable-identity.ts';
-import { RevocationList } from '../core/tls/revocation-list.ts';
+import type { RenewableIdentity } from '../core/tls/renewable-identity.ts';
 import type { TlsIdentity } from '../core/tls/tls-identity.ts';
 import { startEnrollmentRenewal } from './enrollment-renewal.ts';
+import { liveIdentity } from './server-tls.ts';
 
 export async function agentIdentity(
   stateDir: string,
@@ -19,8 +19,7 @@ export async function agentIdentity(
   enrolled: TlsIdentity,
   o: { renewFraction?: number; revocationPollIntervalMs?: number; log: Logger; signal: AbortSignal },
 ): Promise<RenewableIdentity> {
-  const revocations = await RevocationList.open(stateDir, e.vaultId);
-  const identity = renewableIdentity({ ...enrolled, revocations });
+  const { identity, revocations } = await liveIdentity(stateDir, enrolled, e);
   const renewal = startEnrollmentRenewal(stateDir, e, identity, { renewFraction: o.renewFraction, log: o.log });
   const client = new ControlPlaneClient({ url: e.controlPlaneUrl, credential: e.credential });
   void runRevocationPoll(client, revocations, { intervalMs: o.revocationPollIntervalMs, log: o.log, signal: o.signal });

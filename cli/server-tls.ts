@@ -25,7 +25,7 @@ export interface LiveIdentity {
   revocations: RevocationList;
 }
 
-/** The enrollment's identity as a running server uses it. */
+/** The enrollment's identity as a running component uses it: renewable, with the revocation list kept in `dataDir`. */
 export async function liveIdentity(dataDir: string, identity: TlsIdentity, e: StoredEnrollment): Promise<LiveIdentity> {
   const revocations = await RevocationList.open(dataDir, e.vaultId);
   return { identity: renewableIdentity({ ...identity, revocations }), revocations };
