@@ -20,7 +20,7 @@ import { encodeFrame, RecordType } from '../../core/wire/frame.ts';
 import { MIX_BLOCK_BYTES, mixedBlocks, sharedPool, DEFAULT_MIX } from '../../test/helpers/block-mix.ts';
 import { freePort } from '../../test/helpers/ports.ts';
 import { startTidemark, waitUntil, type Running } from '../../test/helpers/tidemark-process.ts';
-import { cpuSeconds } from '../cpu.ts';
+import { cpuTimes } from '../cpu.ts';
 
 const TOKEN = 'bench-wan';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -153,12 +153,14 @@ async function main(): Promise<void> {
       return { name: `agent-${i}`, frames: framesOf(`agent-${i}`, blocks), records: blocks.length };
     });
     const total = AGENTS * blocksPerAgent * MIX_BLOCK_BYTES;
-    const cpuBefore = await Promise.all([s.ps, s.mt].map((p) => cpuSeconds(p.child.pid)));
+    const cpuBefore = await Promise.all([s.ps, s.mt].map((p) => cpuTimes(p.child.pid)));
     const senderBefore = process.cpuUsage();
     const windowFromUs = process.hrtime.bigint() / 1000n;
     const seconds = await replicate(s, agents);
     if (CPU_PROF_DIR) process.stdout.write(`profile window (monotonic µs): ${windowFromUs}..${process.hrtime.bigint() / 1000n}\n`);
-    const cpu = (await Promise.all([s.ps, s.mt].map((p) => cpuSeconds(p.child.pid)))).map((c, i) => c - cpuBefore[i]);
+    const cpu = (await Promise.all([s.ps, s.mt].map((p) => cpuTimes(p.child.pid)))).map((c, i) => ({
+      userSeconds: c.userSeconds - cpuBefore[i].userSeconds, systemSeconds: c.systemSeconds - cpuBefore[i].systemSeconds,
+    }));
     const sender = process.cpuUsage(senderBefore);
     const tm = await metricsOf(s.psUrl);
     const mtm = await metricsOf(s.mtUrl);
@@ -167,7 +169,8 @@ async function main(): Promise<void> {
     process.stdout.write(row(['agents → process server → master target', seconds.toFixed(2), (total / 1e6 / seconds).toFixed(0), 300]) + '\n');
     process.stdout.write(`  WAN bytes ${(tm.get('tidemark_process_server_sent_bytes_total')! / MiB).toFixed(0)} MiB; master target apply time ${mtm.get('tidemark_master_target_apply_seconds_total')!.toFixed(1)} s over ${mtm.get('tidemark_master_target_applied_batches_total')} batches\n`);
     const perGiB = (sec: number) => (sec / (total / 1024 / MiB)).toFixed(2);
-    process.stdout.write(`  CPU seconds per GiB changed: process server ${perGiB(cpu[0])}, master target ${perGiB(cpu[1])}, the ${AGENTS} senders (this process) ${perGiB((sender.user + sender.system) / 1e6)}\n`);
+    const split = (c: { userSeconds: number; systemSeconds: number }) => `${perGiB(c.userSeconds + c.systemSeconds)} (user ${perGiB(c.userSeconds)}, system ${perGiB(c.systemSeconds)})`;
+    process.stdout.write(`  CPU seconds per GiB changed: process server ${split(cpu[0])}, master target ${split(cpu[1])}, the ${AGENTS} senders (this process) ${split({ userSeconds: sender.user / 1e6, systemSeconds: sender.system / 1e6 })}\n`);
     process.stdout.write(`load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
     await s.ps.stop();
     await s.mt.stop();
