@@ -9,6 +9,7 @@ import { renderMachine } from './views/machine.js';
 import { renderPlans, renderPlan, renderPlanEditor } from './views/plans.js';
 import { renderJobs, renderJob } from './views/jobs.js';
 import { renderEnroll } from './views/enroll.js';
+import { renderCertificates } from './views/certificates.js';
 
 const VAULT_KEY = 'tidemark.vault';
 const main = document.getElementById('main');
@@ -29,6 +30,7 @@ const ROUTES = [
   [/^\/jobs$/, renderJobs, 'Jobs and drills'],
   [/^\/jobs\/([\w-]+)$/, renderJob, 'Job'],
   [/^\/enroll$/, renderEnroll, 'Enrollment'],
+  [/^\/certificates$/, renderCertificates, 'Certificates'],
 ];
 
 const NAV = [
@@ -36,6 +38,7 @@ const NAV = [
   ['#/plans', 'Recovery plans', /^\/plans/],
   ['#/jobs', 'Jobs and drills', /^\/jobs/],
   ['#/enroll', 'Enrollment', /^\/enroll/],
+  ['#/certificates', 'Certificates', /^\/certificates/],
 ];
 
 function stopTimers() {
