@@ -155,18 +155,19 @@ export async function renderCertificates(root, ctx) {
     replace(message);
     const body = { revokeCredentials: credentials.checked };
     if (reason.value.trim()) body.reason = reason.value.trim();
+    let revoked;
     try {
-      const revoked = await api('POST', `${v}/certificates/${c.serial}/revoke`, body);
-      records = records.map((r) => (r.serial === revoked.serial ? revoked : r));
-      draw();
-      announce(`certificate ${c.serial} of ${c.name} revoked${body.revokeCredentials ? ', with its credential' : ''}`);
-      await load(); // who revoked it, from the audit log
+      revoked = await api('POST', `${v}/certificates/${c.serial}/revoke`, body);
     } catch (err) {
       replace(message, errorBox({ message: `revoking certificate ${c.serial} of ${c.name} failed: ${err.message ?? err}`, hint: err.hint }));
       message.querySelector('.error')?.setAttribute('tabindex', '-1');
       message.querySelector('.error')?.focus();
       return;
     }
+    records = records.map((r) => (r.serial === revoked.serial ? revoked : r));
+    draw();
+    announce(`certificate ${c.serial} of ${c.name} revoked${body.revokeCredentials ? ', with its credential' : ''}`);
+    await load().catch(() => undefined); // who revoked it, from the audit log; the next refresh tries again
     // The button is gone with the row's state: the focus goes to the row.
     const row = listBox.querySelector(`tr[data-serial="${c.serial}"] th`);
     if (row) {
