@@ -7,6 +7,7 @@
  * into a new array first, and at 64 KiB a block those arrays are most of what makes V8 collect.
  */
 import lz4 from 'lz4-wasm-nodejs';
+import { sampledEntropyBits } from './byte-entropy.ts';
 
 /** Compresses `data`; returns undefined when the result would not be smaller. */
 export function compressIfSmaller(data: Uint8Array): Buffer | undefined {
@@ -20,6 +21,20 @@ const SAMPLE_FROM_BYTES = 16 * 1024;
 const SAMPLE_BYTES = 4 * 1024;
 /** A sample that does not shrink below this fraction predicts an incompressible payload. */
 const SAMPLE_MAX_RATIO = 0.9;
+/** Shorter payloads (from 1 KiB) are judged by the entropy of their bytes instead: cheaper than LZ4 on them. */
+const ENTROPY_FROM_BYTES = 1024;
+/**
+ * Bits per byte from which a short payload is left alone: what a sample of random bytes
+ * measures (about 7.82), as encrypted disks and compressed files write. LZ4 has no entropy
+ * coding, so it could only gain from repeats, which such bytes do not hold. A mix of text and
+ * random bytes, which LZ4 does shrink, measures well below.
+ */
+const ENTROPY_MAX_BITS = 7.7;
+/**
+ * Compression is kept only when it saves at least this fraction of the payload: below that,
+ * decompressing at the other end costs more than the bytes are worth (ZFS keeps the same rule).
+ */
+const MIN_SAVING_FRACTION = 1 / 8;
 
 /** The middle 4 KiB of a long payload, or undefined for a short one (judged whole). */
 function sampleOf(data: Uint8Array): Uint8Array | undefined {
@@ -28,15 +43,28 @@ function sampleOf(data: Uint8Array): Uint8Array | undefined {
   return data.subarray(mid, mid + SAMPLE_BYTES);
 }
 
+/** Whether `packedBytes` for `rawBytes` saves enough to be sent compressed. */
+function pays(packedBytes: number, rawBytes: number): boolean {
+  return packedBytes <= rawBytes - rawBytes * MIN_SAVING_FRACTION;
+}
+
+/** A short payload whose bytes are too varied for LZ4 to be worth trying. */
+function looksIncompressible(data: Uint8Array): boolean {
+  return data.length >= ENTROPY_FROM_BYTES && data.length < SAMPLE_FROM_BYTES && sampledEntropyBits(data) >= ENTROPY_MAX_BITS;
+}
+
 /**
- * Like `compressIfSmaller`, but gives up early on data that a 4 KiB sample shows to be
- * incompressible (encrypted or already compressed blocks), which would otherwise cost a full
- * compression pass for nothing.
+ * Like `compressIfSmaller`, but gives up early on data that a 4 KiB sample (or, for a short
+ * payload, the entropy of its bytes) shows to be incompressible (encrypted or already
+ * compressed blocks), which would otherwise cost a full compression pass for nothing, and
+ * keeps the result only when it saves at least an eighth.
  */
 export function compressIfWorthwhile(data: Uint8Array): Buffer | undefined {
+  if (looksIncompressible(data)) return undefined;
   const sample = sampleOf(data);
   if (sample && lz4.compress(sample).length > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return undefined;
-  return compressIfSmaller(data);
+  const packed = compressIfSmaller(data);
+  return packed && pays(packed.length, data.length) ? packed : undefined;
 }
 
 /** Decompresses a payload made by `compressIfSmaller`; throws if it is not `expectedBytes` long. */
@@ -108,8 +136,8 @@ function run<T>(w: Lz4Exports, fn: 'compress' | 'decompress', input: Uint8Array,
 
 /**
  * Compresses `data` into `out` at `at` (the same bytes `compressIfWorthwhile` returns) and
- * returns their length, or undefined, writing nothing, where a sample shows compression does
- * not pay, the result would not be smaller, or it would not fit in `out`.
+ * returns their length, or undefined, writing nothing, where `compressIfWorthwhile` gives
+ * nothing or the result would not fit in `out`.
  */
 export function compressInto(data: Uint8Array, out: Uint8Array, at: number): number | undefined {
   if (!wasm) {
@@ -118,10 +146,11 @@ export function compressInto(data: Uint8Array, out: Uint8Array, at: number): num
     out.set(packed, at);
     return packed.length;
   }
+  if (looksIncompressible(data)) return undefined;
   const sample = sampleOf(data);
   if (sample && run(wasm, 'compress', sample, (r) => r.length)! > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return undefined;
   return run(wasm, 'compress', data, (r) => {
-    if (r.length >= data.length || at + r.length > out.length) return undefined;
+    if (!pays(r.length, data.length) || at + r.length > out.length) return undefined;
     out.set(r, at);
     return r.length;
   });

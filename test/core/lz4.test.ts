@@ -44,3 +44,27 @@ test('decompressInto restores the bytes in place and refuses what does not decom
   decompressInto(packed, text.length, out, 0);
   assert.deepEqual(out.subarray(0, text.length), text);
 });
+
+test('short payloads of varied bytes are not compressed; text, zeros and few distinct values are', async () => {
+  const { deflateSync } = await import('node:zlib');
+  const deflated = deflateSync(Buffer.from(Array.from({ length: 4000 }, (_, i) => `line ${i} of a log, value ${(i * 7919) % 1000}\n`).join(''))).subarray(0, 4096);
+  for (const data of [randomBytes(4096), randomBytes(1024), randomBytes(12 * 1024), deflated]) {
+    assert.equal(compressIfWorthwhile(data), undefined, `${data.length} bytes of high entropy`);
+    assert.equal(compressInto(data, Buffer.alloc(20_000), 0), undefined);
+  }
+  const fourValues = Buffer.from(randomBytes(4096).map((b) => b & 0x03));
+  for (const data of [text.subarray(0, 4096), Buffer.alloc(4096), fourValues]) {
+    const packed = compressIfWorthwhile(data);
+    assert.ok(packed && packed.length <= data.length * 7 / 8, 'compressed by at least an eighth');
+    assert.deepEqual(decompress(packed, data.length), data);
+  }
+});
+
+test('compression that saves less than an eighth is not kept', () => {
+  // A 64 KiB payload passes the sample test when its middle compresses; the rest is random.
+  const data = Buffer.concat([randomBytes(30 * 1024), text.subarray(0, 6 * 1024), randomBytes(28 * 1024)]);
+  assert.equal(compressIfWorthwhile(data), undefined);
+  assert.equal(compressInto(data, Buffer.alloc(70_000), 0), undefined);
+  const half = Buffer.concat([randomBytes(16 * 1024), text.subarray(0, 48 * 1024)]);
+  assert.ok(compressIfWorthwhile(half), 'three quarters text still compresses');
+});
