@@ -1,5 +1,6 @@
 /**
- * V8's heap growth for the long-running servers (process server, master target, `up`).
+ * V8's heap growth for the long-running servers (process server, master target, `up`, and the
+ * agent in tap mode, an NBD server).
  *
  * Their JavaScript heap is small (some tens of megabytes) while megabytes of batch buffers
  * pass through them every second. V8 lets the heap grow only a little past what survived the

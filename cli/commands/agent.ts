@@ -9,6 +9,7 @@ import { enrollAgent, waitForAssignment } from '../../edge-agent/enroll/enroll.t
 import { ENROLLMENT_FILE } from '../../core/control-plane/enrollment-file.ts';
 import type { Logger } from '../../core/log.ts';
 import { runTapAgent, DEFAULT_MAX_LOG_BYTES } from '../../edge-agent/tap/tap-agent.ts';
+import { tuneHeapForServer } from '../../core/server-heap.ts';
 import { parseListen } from '../../core/http/serve.ts';
 import { parse, required, optional, parseDurationSeconds, parseUrl, parseBytes } from '../args.ts';
 import { progressPrinter } from './progress.ts';
@@ -106,6 +107,9 @@ When the change log fills, changed blocks are tracked in a bitmap and resynced.
         if (appInterval && !optional(values, 'freeze-cmd')) {
           throw new UsageError('agent: --app-consistent-interval needs --freeze-cmd (and usually --thaw-cmd)', { hint: "e.g. --freeze-cmd 'virsh domfsfreeze vm' --thaw-cmd 'virsh domfsthaw vm'" });
         }
+        // An NBD server receiving writes: every read of the socket is a fresh buffer, which
+        // with V8's defaults set off a full collection every few tens of megabytes.
+        tuneHeapForServer();
         let lastPrint = 0;
         await runTapAgent({
           ...common,
