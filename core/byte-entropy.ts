@@ -9,7 +9,7 @@
 const SAMPLE_RUNS = 16;
 /** ...of this many bytes, spread evenly over the payload. */
 const RUN_BYTES = 64;
-export const ENTROPY_SAMPLE_BYTES = SAMPLE_RUNS * RUN_BYTES;
+const ENTROPY_SAMPLE_BYTES = SAMPLE_RUNS * RUN_BYTES;
 const counts = new Int32Array(256);
 /** c·log2(c) for every count a sample can reach. */
 const C_LOG2_C = Float64Array.from({ length: ENTROPY_SAMPLE_BYTES + 1 }, (_, c) => (c === 0 ? 0 : c * Math.log2(c)));

@@ -36,21 +36,20 @@ const ENTROPY_MAX_BITS = 7.7;
  */
 const MIN_SAVING_FRACTION = 1 / 8;
 
-/** The middle 4 KiB of a long payload, or undefined for a short one (judged whole). */
-function sampleOf(data: Uint8Array): Uint8Array | undefined {
-  if (data.length < SAMPLE_FROM_BYTES) return undefined;
-  const mid = Math.floor((data.length - SAMPLE_BYTES) / 2);
-  return data.subarray(mid, mid + SAMPLE_BYTES);
-}
-
 /** Whether `packedBytes` for `rawBytes` saves enough to be sent compressed. */
 function pays(packedBytes: number, rawBytes: number): boolean {
   return packedBytes <= rawBytes - rawBytes * MIN_SAVING_FRACTION;
 }
 
-/** A short payload whose bytes are too varied for LZ4 to be worth trying. */
-function looksIncompressible(data: Uint8Array): boolean {
-  return data.length >= ENTROPY_FROM_BYTES && data.length < SAMPLE_FROM_BYTES && sampledEntropyBits(data) >= ENTROPY_MAX_BITS;
+/**
+ * Whether a cheap look shows, before the full pass, that compression will not pay: for a long
+ * payload, `compressedBytes` of its middle 4 KiB; for a short one (from 1 KiB), the entropy of
+ * its bytes.
+ */
+function judgedIncompressible(data: Uint8Array, compressedBytes: (sample: Uint8Array) => number): boolean {
+  if (data.length < SAMPLE_FROM_BYTES) return data.length >= ENTROPY_FROM_BYTES && sampledEntropyBits(data) >= ENTROPY_MAX_BITS;
+  const mid = Math.floor((data.length - SAMPLE_BYTES) / 2);
+  return compressedBytes(data.subarray(mid, mid + SAMPLE_BYTES)) > SAMPLE_BYTES * SAMPLE_MAX_RATIO;
 }
 
 /**
@@ -60,9 +59,7 @@ function looksIncompressible(data: Uint8Array): boolean {
  * keeps the result only when it saves at least an eighth.
  */
 export function compressIfWorthwhile(data: Uint8Array): Buffer | undefined {
-  if (looksIncompressible(data)) return undefined;
-  const sample = sampleOf(data);
-  if (sample && lz4.compress(sample).length > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return undefined;
+  if (judgedIncompressible(data, (sample) => lz4.compress(sample).length)) return undefined;
   const packed = compressIfSmaller(data);
   return packed && pays(packed.length, data.length) ? packed : undefined;
 }
@@ -146,9 +143,7 @@ export function compressInto(data: Uint8Array, out: Uint8Array, at: number): num
     out.set(packed, at);
     return packed.length;
   }
-  if (looksIncompressible(data)) return undefined;
-  const sample = sampleOf(data);
-  if (sample && run(wasm, 'compress', sample, (r) => r.length)! > SAMPLE_BYTES * SAMPLE_MAX_RATIO) return undefined;
+  if (judgedIncompressible(data, (sample) => run(wasm, 'compress', sample, (r) => r.length)!)) return undefined;
   return run(wasm, 'compress', data, (r) => {
     if (!pays(r.length, data.length) || at + r.length > out.length) return undefined;
     out.set(r, at);

@@ -21,7 +21,7 @@ import type { HeldBlocks } from './held-blocks.ts';
  * Writes shorter than this stay plain WRITE records (zeros still become ZERO, and they are
  * still compressed where that pays). A short write seldom repeats a block the master target
  * holds, and hashing it cost the process server about 14 µs a 4 KiB write (a tenth of its
- * time on 4 KiB random writes), more than the LZ4 pass.
+ * time on 4 KiB random writes).
  */
 export const MIN_PIECES_BYTES = 16 * 1024;
 /** A resolved batch must fit in one frame at the master target; leave room for headers. */
