@@ -71,6 +71,20 @@ export class ByteQueue {
     return parts;
   }
 
+  /** Moves every queued byte to the start of `target` (which must hold them); returns the count. */
+  moveAllTo(target: Buffer): number {
+    const n = this.bytes;
+    let filled = 0;
+    while (filled < n) {
+      const chunk = this.chunks[this.first];
+      const count = chunk.length - this.offset;
+      chunk.copy(target, filled, this.offset);
+      filled += count;
+      this.advance(count);
+    }
+    return n;
+  }
+
   /** Drops up to `n` bytes; returns how many were dropped. */
   skip(n: number): number {
     let dropped = 0;

@@ -5,10 +5,20 @@
 import type { Socket } from 'node:net';
 import type { BufferPool } from './buffer-pool.ts';
 import { ByteQueue } from './byte-queue.ts';
+import { readingIntoChosenBuffers, type ChosenBufferReader } from './chosen-buffer-socket.ts';
 import type { NbdExport, NbdExportSource } from './export.ts';
 import { HandshakeAbort, MAX_OPTION_BYTES, negotiate, releaseExport } from './handshake.ts';
 import type { NbdLog } from './log.ts';
+import { REQUEST_HEADER_BYTES } from './protocol.ts';
 import { Transmission } from './transmission.ts';
+
+/**
+ * Reads that are not a large write's payload land in a receive area of this size, filled
+ * from one read to the next (the bytes of earlier reads may still be in use), and replaced
+ * once less than `MIN_READ_BYTES` of it is left.
+ */
+const RECEIVE_AREA_BYTES = 64 * 1024;
+const MIN_READ_BYTES = 16 * 1024;
 
 export interface ConnectionContext {
   source: NbdExportSource;
@@ -24,33 +34,53 @@ export interface ConnectionContext {
 /** Raised inside the handshake's pending read when the socket goes away. */
 class ConnectionClosed extends Error {}
 
-export class NbdConnection {
+export class NbdConnection implements ChosenBufferReader {
   /** Resolves when the connection is over and its export released; never rejects. */
   readonly done: Promise<void>;
+  private readonly socket: Socket;
+  private area = Buffer.allocUnsafeSlow(RECEIVE_AREA_BYTES);
+  private areaUsed = 0;
+  /** The buffer of the read under way is a write payload's (else the receive area). */
+  private readingPayload = false;
   private readonly queue = new ByteQueue();
   private waiter: { bytes: number; resolve: (b: Buffer) => void; reject: (e: Error) => void } | undefined;
   private transmission: Transmission | undefined;
   private closed = false;
   private readonly logFields: Record<string, unknown>;
 
+  /**
+   * @param accepted a socket from a server created with `pauseOnConnect: true` (read into
+   * buffers of our choosing), or any socket (read through 'data' events).
+   */
   constructor(
-    private readonly socket: Socket,
+    accepted: Socket,
     private readonly ctx: ConnectionContext,
     id: number,
   ) {
+    const adopted = readingIntoChosenBuffers(accepted, this);
+    const socket = adopted ?? accepted;
+    this.socket = socket;
     this.logFields = { connection: id, remote: `${socket.remoteAddress}:${socket.remotePort}` };
     socket.setNoDelay(true);
     socket.setTimeout(ctx.handshakeTimeoutMs, () => {
       ctx.log.warn('nbd handshake timed out', this.logFields);
       socket.destroy();
     });
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (!adopted) {
+      socket.on('data', (chunk: Buffer) => this.onData(chunk));
+      socket.resume();
+    }
     socket.on('error', (err) => ctx.log.info('nbd socket error', { ...this.logFields, error: err.message }));
     socket.on('close', () => this.onClose());
     this.done = this.run().catch((err) => {
       ctx.log.warn('nbd connection failed', { ...this.logFields, error: String(err) });
       socket.destroy();
     });
+  }
+
+  /** Drops the connection at once, pending calls or not. */
+  destroy(): void {
+    this.socket.destroy();
   }
 
   /** Ends the connection for a server shutdown; resolves with `done`. */
@@ -98,6 +128,31 @@ export class NbdConnection {
     await this.transmission.finished;
     await releaseExport(releaseCtx, exp);
     this.ctx.log.info('nbd export closed', { ...this.logFields, export: exp.name });
+  }
+
+  nextReadBuffer(): Buffer {
+    const wasPayload = this.readingPayload;
+    const payload = this.transmission?.payloadTarget();
+    this.readingPayload = payload !== undefined;
+    if (payload) return payload;
+    if (RECEIVE_AREA_BYTES - this.areaUsed < MIN_READ_BYTES) {
+      this.area = Buffer.allocUnsafeSlow(RECEIVE_AREA_BYTES);
+      this.areaUsed = 0;
+    }
+    // After a large write, most likely another: read its header alone so that its payload
+    // too lands where it is written from, not here (to be moved).
+    const end = wasPayload ? this.areaUsed + REQUEST_HEADER_BYTES : RECEIVE_AREA_BYTES;
+    return this.area.subarray(this.areaUsed, end);
+  }
+
+  received(bytes: number): void {
+    if (this.readingPayload) {
+      this.transmission!.receivedPayload(bytes);
+      return;
+    }
+    const chunk = this.area.subarray(this.areaUsed, this.areaUsed + bytes);
+    this.areaUsed += bytes;
+    this.onData(chunk);
   }
 
   private onData(chunk: Buffer): void {

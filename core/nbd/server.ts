@@ -74,7 +74,7 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
   }
   const log = options.log ?? silentLog;
   const closeTimeoutMs = options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-  const connections = new Map<NbdConnection, Socket>();
+  const connections = new Set<NbdConnection>();
   let shuttingDown = false;
   let nextId = 1;
   let server: Server | undefined;
@@ -95,7 +95,7 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
       return;
     }
     const connection = new NbdConnection(socket, context, nextId++);
-    connections.set(connection, socket);
+    connections.add(connection);
     void connection.done.then(() => connections.delete(connection));
   }
 
@@ -106,7 +106,8 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
     serveSocket,
     listen(host, port) {
       if (server) return Promise.reject(new UsageError('nbd server is already listening'));
-      const s = createServer({ noDelay: true }, serveSocket);
+      // Paused: a connection first moves its socket to buffers of its choosing (NbdConnection).
+      const s = createServer({ noDelay: true, pauseOnConnect: true }, serveSocket);
       server = s;
       s.on('error', (err) => log.warn('nbd server error', { error: err.message }));
       return new Promise((resolve, reject) => {
@@ -127,7 +128,7 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
       const stopped = server
         ? new Promise<void>((resolve) => server!.close(() => resolve()))
         : Promise.resolve();
-      const all = Promise.all([...connections.keys()].map((c) => c.shutdown()));
+      const all = Promise.all([...connections].map((c) => c.shutdown()));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), closeTimeoutMs);
@@ -136,7 +137,7 @@ export function createNbdServer(options: NbdServerOptions): NbdServer {
         log.warn('nbd connections still busy at close, destroying them', { count: connections.size });
         // A backend call that never settles must not hold close() forever: its connection
         // is dropped without waiting for the call.
-        for (const socket of connections.values()) socket.destroy();
+        for (const connection of connections) connection.destroy();
       }
       clearTimeout(timer);
       await stopped;

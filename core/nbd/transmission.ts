@@ -33,6 +33,11 @@ const BATCHED_REPLY_BYTES = 64 * 1024;
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Stop parsing requests while this much reply data waits to be sent. */
 const MAX_UNSENT_REPLY_BYTES = 16 * 1024 * 1024;
+/**
+ * A write payload from this size is received straight into a pooled buffer of its own when
+ * the connection lets us choose where reads land (see payloadTarget).
+ */
+export const DIRECT_PAYLOAD_MIN_BYTES = 64 * 1024;
 
 export interface TransmissionOptions {
   /** Where large payload and reply buffers come from and go back to. */
@@ -70,6 +75,8 @@ export class Transmission {
   private batchWritten: (() => void)[] = [];
   /** A parsed write header waiting for its payload. */
   private waitingWrite: Request | undefined;
+  /** A write whose payload is being received straight into `buffer` (see payloadTarget). */
+  private direct: { buffer: Buffer; filled: number } | undefined;
   /** A write refused for its length, whose payload is still being skipped. */
   private skipping: { request: Request; bytesLeft: number } | undefined;
   private readonly sizeBytes: number;
@@ -106,10 +113,35 @@ export class Transmission {
     this.applyReadPressure();
   }
 
+  /**
+   * Where the connection's next read should land, when it can choose: the rest of a large
+   * write's payload, in a pooled buffer the write is then served from (whatever of it was
+   * already queued is moved there first). Undefined when the next bytes are not such a payload.
+   */
+  payloadTarget(): Buffer | undefined {
+    const d = this.direct;
+    // A payload complete but not yet served (requests at maxInFlight): the next bytes are not its.
+    if (d) return d.filled < d.buffer.length ? d.buffer.subarray(d.filled) : undefined;
+    const r = this.waitingWrite;
+    if (!r || r.length < DIRECT_PAYLOAD_MIN_BYTES || this.queue.length >= r.length) return undefined;
+    if (this.state !== 'open' && this.state !== 'shutting-down') return undefined;
+    const buffer = this.options.pool.acquire(r.length);
+    this.direct = { buffer, filled: this.queue.moveAllTo(buffer) };
+    return buffer.subarray(this.direct.filled);
+  }
+
+  /** `bytes` arrived in the buffer payloadTarget gave last. */
+  receivedPayload(bytes: number): void {
+    const d = this.direct!;
+    d.filled += bytes;
+    if (d.filled === d.buffer.length) this.pump();
+  }
+
   /** The socket closed: nothing more can be sent. */
   socketClosed(): void {
     this.state = 'closed';
     this.queue.clear();
+    this.direct = undefined;
     this.finishIfIdle();
   }
 
@@ -173,7 +205,13 @@ export class Transmission {
         }
       }
       let payload: Buffer | Buffer[] | undefined;
-      if (request.type === NbdCmd.WRITE) {
+      const direct = this.direct;
+      if (direct) {
+        if (direct.filled < direct.buffer.length) return;
+        payload = direct.buffer;
+        this.direct = undefined;
+        this.waitingWrite = undefined;
+      } else if (request.type === NbdCmd.WRITE) {
         if (queue.length < request.length) return;
         const exp = this.exp;
         payload = exp.writeParts && request.length >= (exp.writePartsMinBytes ?? 1) && !queue.headHolds(request.length)
