@@ -18,10 +18,11 @@ import { cpuSeconds } from '../cpu.ts';
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
 /**
- * Size of both servers' files: 4 GiB by default, so that sequential writes do not come back
- * over their own unshipped data within one run (a 1 GiB file is rewritten every few seconds).
+ * Size of both servers' files (`TM_BENCH_FILE_GIB`): 8 GiB by default, so that sequential
+ * writes do not come back over their own unshipped data within one run (5 s at 1.2 GB/s
+ * rewrite the start of a 4 GiB file, and the tap then copies unshipped data aside first).
  */
-const SIZE_BYTES = Number(process.env.TM_BENCH_FILE_GIB ?? 4) * 1024 * MiB;
+const SIZE_BYTES = Number(process.env.TM_BENCH_FILE_GIB ?? 8) * 1024 * MiB;
 const ROUNDS = Number(process.env.TM_BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.TM_BENCH_SECONDS ?? 4);
 /** `TM_BENCH_LAG=0` skips the lag runs; `TM_BENCH_ONLY=randwrite-4k,write-1m` runs only those workloads (rw-bs). */

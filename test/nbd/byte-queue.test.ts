@@ -72,3 +72,16 @@ test('many small chunks in, mixed takes out, byte order kept', { timeout: 60_000
   q.clear();
   assert.equal(q.length, 0);
 });
+
+test('moveAllTo copies every queued byte, across chunks, to the start of the target and empties the queue', { timeout: 60_000 }, () => {
+  const q = new ByteQueue();
+  for (const chunk of [[1, 2, 3], [4], [5, 6]]) q.push(Buffer.from(chunk));
+  q.take(1);
+  const target = Buffer.alloc(8, 0xff);
+  assert.equal(q.moveAllTo(target), 5);
+  assert.deepEqual([...target], [2, 3, 4, 5, 6, 0xff, 0xff, 0xff]);
+  assert.equal(q.length, 0);
+  assert.equal(q.moveAllTo(target), 0, 'nothing queued: nothing moved');
+  q.push(Buffer.from([7]));
+  assert.deepEqual([...q.take(1)], [7], 'the queue goes on working');
+});
