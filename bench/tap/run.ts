@@ -6,7 +6,7 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtemp, rm, open } from 'node:fs/promises';
+import { mkdtemp, rm, open, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus, loadavg, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../test/helpers/ports.ts';
@@ -96,6 +96,7 @@ async function main(): Promise<void> {
       return Date.now() - stableSince > 1000 ? true : undefined;
     }, 600_000);
   };
+  let failed = false;
   try {
     await waitUntil('the initial sync', async () => {
       const r = await fetch(`${mtUrl}/v1/machines/bench/disks/disk0/points`);
@@ -167,12 +168,21 @@ async function main(): Promise<void> {
     process.stdout.write(`\nTap mode through the NBD export vs nbdkit file (${SIZE_BYTES / 1024 / MiB} GiB file read once beforehand by both, ${cpus().length} cores, load ${loadAtStart.toFixed(1)} at start and ${loadavg()[0].toFixed(1)} at the end, median of ${ROUNDS} rounds of ${SECONDS} s, servers taking turns; "replicating" has the process server and master target working on the same cores at the same priority, "downstream niced" at nice 19, standing in for their own machines)\n`);
     process.stdout.write(table(['workload', 'client', 'nbdkit file', 'tap, replicating', 'ratio', 'tap, downstream niced', 'ratio', 'tap, shipping paused', 'ratio'], rows));
 
+  } catch (err) {
+    // Keep what explains a failure: each process's output (the process server's since its
+    // last start) beside the agent's state and both servers' data.
+    failed = true;
+    for (const [name, p] of [['agent', agent], ['process-server', ps], ['master-target', mt]] as const) {
+      await writeFile(join(dir, `${name}.log`), p.stdout() + p.stderr());
+    }
+    process.stderr.write(`bench: failed; logs and data kept in ${dir}\n`);
+    throw err;
   } finally {
     kit.kill();
     await agent.stop();
     await ps.stop();
     await mt.stop();
-    await rm(dir, { recursive: true, force: true });
+    if (!failed) await rm(dir, { recursive: true, force: true });
   }
 }
 
