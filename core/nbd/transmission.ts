@@ -9,7 +9,7 @@
  * their replies go out as they settle, which the protocol allows (the handle pairs them).
  */
 import type { Socket } from 'node:net';
-import type { BufferPool } from './buffer-pool.ts';
+import { MIN_POOLED_BYTES, type BufferPool } from './buffer-pool.ts';
 import type { ByteQueue } from './byte-queue.ts';
 import type { NbdExport } from './export.ts';
 import type { NbdLog } from './log.ts';
@@ -33,11 +33,6 @@ const BATCHED_REPLY_BYTES = 64 * 1024;
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Stop parsing requests while this much reply data waits to be sent. */
 const MAX_UNSENT_REPLY_BYTES = 16 * 1024 * 1024;
-/**
- * A write payload from this size is received straight into a pooled buffer of its own when
- * the connection lets us choose where reads land (see payloadTarget).
- */
-export const DIRECT_PAYLOAD_MIN_BYTES = 64 * 1024;
 
 export interface TransmissionOptions {
   /** Where large payload and reply buffers come from and go back to. */
@@ -123,7 +118,8 @@ export class Transmission {
     // A payload complete but not yet served (requests at maxInFlight): the next bytes are not its.
     if (d) return d.filled < d.buffer.length ? d.buffer.subarray(d.filled) : undefined;
     const r = this.waitingWrite;
-    if (!r || r.length < DIRECT_PAYLOAD_MIN_BYTES || this.queue.length >= r.length) return undefined;
+    // From the size the pool reuses: a smaller payload would get a fresh buffer, saving nothing.
+    if (!r || r.length < MIN_POOLED_BYTES || this.queue.length >= r.length) return undefined;
     if (this.state !== 'open' && this.state !== 'shutting-down') return undefined;
     const buffer = this.options.pool.acquire(r.length);
     this.direct = { buffer, filled: this.queue.moveAllTo(buffer) };
