@@ -5,6 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { BLOCK_HASH_BYTES } from '../core/hash.ts';
+import { writevAll } from '../core/file-io.ts';
 
 export const BLOCK_BYTES = 64 * 1024;
 const MAGIC = Buffer.from('TMMF', 'latin1');
@@ -48,8 +49,7 @@ export class Manifest {
     header.writeUInt32BE(BLOCK_BYTES, 8);
     header.writeBigUInt64BE(BigInt(diskBytes), 16);
     await this.fh.truncate(0);
-    await this.fh.write(header, 0, HEADER_BYTES, 0);
-    await this.fh.write(this.hashes, 0, this.hashes.length, HEADER_BYTES);
+    await writevAll(this.fh, [header, this.hashes], 0);
     await this.fh.sync();
   }
 
@@ -57,7 +57,7 @@ export class Manifest {
   async adopt(hashes: Buffer): Promise<void> {
     if (hashes.length !== this.hashes.length) throw new Error(`manifest expects ${this.blockCount} block hashes, got ${hashes.length / BLOCK_HASH_BYTES}`);
     hashes.copy(this.hashes);
-    await this.fh.write(this.hashes, 0, this.hashes.length, HEADER_BYTES);
+    await writevAll(this.fh, [this.hashes], HEADER_BYTES);
     await this.fh.sync();
   }
 

@@ -230,13 +230,23 @@ export class DiskStream implements PointSource {
       return;
     }
     let next = 0;
+    let failed = false;
     const worker = async () => {
-      while (next < jobs.length) {
+      while (next < jobs.length && !failed) {
         const job = jobs[next++];
-        await this.replica.writev(job.offset, job.bufs);
+        try {
+          await this.replica.writev(job.offset, job.bufs);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(WRITES_IN_FLIGHT, jobs.length) }, worker));
+    // Every write settles before a failure is reported: a rollback must not run while writes of
+    // the batch it undoes are still landing on the replica.
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(WRITES_IN_FLIGHT, jobs.length) }, worker));
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
   }
 
   /**

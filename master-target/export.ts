@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { DiskStream } from './disk-stream.ts';
 import type { PointInTimeReader } from './point-reader.ts';
+import { writevAll } from '../core/file-io.ts';
 
 /** Bytes read from the reader per chunk of an export. */
 export const EXPORT_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -94,7 +95,8 @@ export async function buildImage(stream: DiskStream, seq: number, dir: string): 
       for (let at = 0; at < reader.sizeBytes; at += buf.length) {
         const chunk = buf.subarray(0, Math.min(buf.length, reader.sizeBytes - at));
         await reader.readInto(chunk, at);
-        if (!isZero(chunk)) await fh.write(chunk, 0, chunk.length, at);
+        // A full disk may take part of a write without an error: writevAll goes on until it does.
+        if (!isZero(chunk)) await writevAll(fh, [chunk], at);
       }
       await fh.truncate(reader.sizeBytes);
     } finally {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TidemarkError } from '../core/errors.ts';
 import { syncDir } from '../core/fsutil.ts';
 import { scanOpenEntry, scanSegment, type UndoLocation } from './journal-scan.ts';
-import { writevAll } from './file-io.ts';
+import { writevAll } from '../core/file-io.ts';
 import { resultHolds } from './journal-result.ts';
 import { WrittenMap } from './written-map.ts';
 import {
@@ -196,7 +196,7 @@ export class Journal {
     const tmp = path + '.tmp';
     const fh = await open(tmp, 'w+');
     try {
-      await fh.write(header, 0, header.length, 0);
+      await writevAll(fh, [header], 0);
       await fh.datasync();
     } catch (err) {
       await fh.close();

@@ -4,7 +4,7 @@
  */
 import { constants, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { writevAll, writevAllSync } from './file-io.ts';
+import { writevAll, writevAllSync } from '../core/file-io.ts';
 
 /** Reads and writes at most this long use synchronous calls: cheaper than a trip to the thread pool. */
 const SYNC_READ_BYTES = 128 * 1024;

@@ -3,7 +3,8 @@
  * a block, kept in a file. A bit is durable before the write it covers reaches the disk, so
  * no crash can lose the knowledge that a block must be resent.
  */
-import { openSync, readSync, writeSync, fdatasyncSync, fstatSync, ftruncateSync, closeSync } from 'node:fs';
+import { openSync, readSync, fdatasyncSync, fstatSync, ftruncateSync, closeSync } from 'node:fs';
+import { writevAllSync } from '../../core/file-io.ts';
 
 export const BITMAP_BLOCK_BYTES = 64 * 1024;
 const HEADER_BYTES = 16;
@@ -36,8 +37,7 @@ export class DirtyBitmap {
       header.writeUInt16BE(1, 4);
       header.writeBigUInt64BE(BigInt(diskBytes), 8);
       ftruncateSync(rw, 0);
-      writeSync(rw, header, 0, HEADER_BYTES, 0);
-      writeSync(rw, bits, 0, bits.length, HEADER_BYTES);
+      writevAllSync(rw, [header, bits], 0);
       fdatasyncSync(rw);
     }
     return new DirtyBitmap(rw, blockCount, bits);
@@ -131,7 +131,7 @@ export class DirtyBitmap {
   }
 
   private persist(loByte: number, hiByte: number): void {
-    writeSync(this.fd, this.bits, loByte, hiByte - loByte + 1, HEADER_BYTES + loByte);
+    writevAllSync(this.fd, [this.bits.subarray(loByte, hiByte + 1)], HEADER_BYTES + loByte);
     fdatasyncSync(this.fd);
   }
 

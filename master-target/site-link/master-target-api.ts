@@ -10,6 +10,7 @@ import { getJson, getStream, remoteError, requestJson } from '../../core/http/cl
 import type { TlsIdentity } from '../../core/tls/tls-identity.ts';
 import { TidemarkError } from '../../core/errors.ts';
 import { MAX_MARKED_POINTS, MAX_RECENT_POINTS } from '../../core/control-plane/protocol.ts';
+import { writevAll } from '../../core/file-io.ts';
 
 /** A recovery point as `GET …/points` lists it. */
 export interface ApiPoint {
@@ -150,7 +151,7 @@ export class MasterTargetApi {
         // Holes for zeros: compare in chunk-sized slices against a zero buffer.
         for (let at = 0; at < b.length; at += CHUNK_BYTES) {
           const piece = b.subarray(at, Math.min(b.length, at + CHUNK_BYTES));
-          if (!piece.equals(zero.subarray(0, piece.length))) await fh.write(piece, 0, piece.length, offset + at);
+          if (!piece.equals(zero.subarray(0, piece.length))) await writevAll(fh, [piece], offset + at);
         }
         offset += b.length;
       }
