@@ -10,7 +10,7 @@ import { UsageError } from '../core/errors.ts';
  * configured this way. A flag given on the command line wins.
  */
 export const SERVER_ENVIRONMENT_OPTIONS = [
-  'data', 'listen', 'master-target', 'spool-max-bytes-per-disk', 'max-spool-bytes', 'spool-max-bytes', 'bandwidth', 'agent-dir', 'retention', 'retention-full', 'nbd', 'scratch-bytes',
+  'data', 'listen', 'master-target', 'spool-max-bytes-per-disk', 'max-spool-bytes', 'spool-max-bytes', 'bandwidth', 'agent-dir', 'retention', 'retention-full', 'nbd', 'scratch-bytes', 'keep-free', 'journal-max',
   'control-plane', 'key', 'name', 'site', 'url',
 ] as const;
 

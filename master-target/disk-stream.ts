@@ -60,6 +60,8 @@ export class DiskStream implements PointSource {
   private epoch = 0;
   private readonly readers = new Set<PointInTimeReader>();
   private compacting?: Promise<{ segments: number; savedBytes: number }>;
+  /** When space limits last shortened this stream's window (ms since the epoch), since start. */
+  shortenedForSpaceMs?: number;
 
   private constructor(
     readonly machine: string,
@@ -342,16 +344,47 @@ export class DiskStream implements PointSource {
   retain(cutoffMs: number): Promise<number> {
     return this.lock.run(async () => {
       const dropped = await this.journal.dropOlderThan(cutoffMs);
-      if (dropped) {
-        const oldest = this.journal.segments[0];
-        this.index.dropBefore(oldest.firstSeq);
-        while (this.sizes.length > 1 && this.sizes[1].seq <= oldest.firstSeq) this.sizes.shift();
-        this.points.dropBefore(oldest.firstSeq - 1);
-        if (oldest.basePoint) this.points.addBase(oldest.firstSeq - 1, oldest.basePoint);
-        this.log.info('journal segments deleted by retention', { machine: this.machine, disk: this.disk, segments: dropped, oldestSeq: oldest.firstSeq - 1 });
-      }
+      if (dropped) this.afterDrop(dropped, 'journal segments deleted by retention');
       return dropped;
     });
+  }
+
+  /** Bytes of journal on disk (committed lengths of every segment). */
+  get journalBytes(): number {
+    let bytes = 0;
+    for (const s of this.journal.segments) bytes += s.committedBytes;
+    return bytes;
+  }
+
+  /** The oldest segment space limits may delete (see `dropOldestSegment`), if any. */
+  get oldestDroppable(): { newestTimeMs: number; bytes: number } | undefined {
+    const s = this.journal.oldestDroppable();
+    return s && { newestTimeMs: s.newestTimeMs, bytes: s.committedBytes };
+  }
+
+  /**
+   * Deletes the oldest segment, inside the window, to make room (`space-limits.ts`): the
+   * window's start moves up. Returns the bytes it held, 0 when none may go.
+   */
+  dropOldestSegment(reason: string): Promise<number> {
+    return this.lock.run(async () => {
+      const bytes = this.journal.oldestDroppable()?.committedBytes ?? 0;
+      const dropped = await this.journal.dropOldest((_, soFar) => soFar === 0);
+      if (!dropped) return 0;
+      this.shortenedForSpaceMs = Date.now();
+      this.afterDrop(dropped, `journal segment deleted inside the retention window: ${reason}`, 'warn');
+      return bytes;
+    });
+  }
+
+  /** Forgets what the deleted segments held: undo index, disk sizes and points before the new oldest segment. */
+  private afterDrop(dropped: number, message: string, level: 'info' | 'warn' = 'info'): void {
+    const oldest = this.journal.segments[0];
+    this.index.dropBefore(oldest.firstSeq);
+    while (this.sizes.length > 1 && this.sizes[1].seq <= oldest.firstSeq) this.sizes.shift();
+    this.points.dropBefore(oldest.firstSeq - 1);
+    if (oldest.basePoint) this.points.addBase(oldest.firstSeq - 1, oldest.basePoint);
+    this.log[level](message, { machine: this.machine, disk: this.disk, segments: dropped, oldestSeq: oldest.firstSeq - 1 });
   }
 
   /**

@@ -29,6 +29,7 @@ import { PointNotFoundError, resolvePoint as resolveKeptPoint } from './views/re
 import { ViewNotFoundError, ViewsUnavailableError, type ViewManager } from './views/view-manager.ts';
 import { MissingBlocksError, READABLE_VERSIONS, ReferenceResolver } from './wan/references.ts';
 import { IngestCounters, masterTargetMetrics } from './wan/metrics.ts';
+import type { SpaceLimits } from './space-limits.ts';
 import { METRICS_CONTENT_TYPE, renderMetrics } from '../core/metrics.ts';
 
 /** Largest request body accepted: one frame plus slack. */
@@ -39,6 +40,8 @@ export const DEFAULT_POINTS_LIMIT = 100_000;
 export interface AppDeps {
   store: StreamStore;
   retainer: Retainer;
+  /** Space limits each batch is applied within; without them a full disk refuses batches (507). */
+  space?: SpaceLimits;
   token?: string;
   /** Over TLS: who may do what, by client certificate (docs/security.md). */
   peers?: MasterTargetPeers;
@@ -113,7 +116,7 @@ export function createApp(deps: AppDeps): Hono {
         if (!existing && h.firstSeq !== 1) return gap(c, h.firstSeq, 1);
         const stream = existing ?? (await store.getOrCreate(machine, disk));
         const startedMs = performance.now();
-        const r = await stream.apply(batch);
+        const r = deps.space ? await deps.space.apply(stream, batch) : await stream.apply(batch);
         if (r.status === 'gap') return gap(c, h.firstSeq, r.nextSeq);
         if (r.status === 'duplicate') return c.json({ nextSeq: r.nextSeq, duplicate: true });
         references.remember(machine, disk, resolved.blocks);
@@ -129,13 +132,14 @@ export function createApp(deps: AppDeps): Hono {
     }
   });
 
-  app.get('/metrics', (c) => c.body(renderMetrics(masterTargetMetrics(counters, store, deps.views, references)), 200, { 'content-type': METRICS_CONTENT_TYPE }));
+  app.get('/metrics', (c) => c.body(renderMetrics(masterTargetMetrics(counters, store, deps.views, references, deps.space)), 200, { 'content-type': METRICS_CONTENT_TYPE }));
 
   app.get('/v1/machines', (c) => {
-    const byMachine = new Map<string, Array<{ disk: string; diskBytes: number; appliedSeq: number }>>();
+    const byMachine = new Map<string, Array<{ disk: string; diskBytes: number; appliedSeq: number; journalBytes: number; shortenedForSpaceTime?: string }>>();
     for (const s of store.list()) {
       const disks = byMachine.get(s.machine) ?? [];
-      disks.push({ disk: s.disk, diskBytes: s.diskBytes, appliedSeq: s.nextSeq - 1 });
+      const shortened = s.shortenedForSpaceMs === undefined ? {} : { shortenedForSpaceTime: new Date(s.shortenedForSpaceMs).toISOString() };
+      disks.push({ disk: s.disk, diskBytes: s.diskBytes, appliedSeq: s.nextSeq - 1, journalBytes: s.journalBytes, ...shortened });
       byMachine.set(s.machine, disks);
     }
     return c.json({ machines: [...byMachine].map(([machine, disks]) => ({ machine, disks })) });

@@ -335,12 +335,25 @@ export class Journal {
    * the newest segment nor one holding undo records after a pinned seq. Returns how many it
    * deleted.
    */
-  async dropOlderThan(cutoffMs: number): Promise<number> {
-    let dropped = 0;
+  dropOlderThan(cutoffMs: number): Promise<number> {
+    return this.dropOldest((s) => s.newestTimeMs < cutoffMs);
+  }
+
+  /**
+   * The oldest segment that may be deleted, if any: never the newest, and never one holding
+   * undo records of seqs after a pinned point.
+   */
+  oldestDroppable(): SegmentInfo | undefined {
+    const s = this.segments[0];
+    if (this.segments.length < 2) return undefined;
     const pinned = this.pins.size ? Math.min(...this.pins.keys()) : Number.POSITIVE_INFINITY;
-    while (this.segments.length > 1) {
-      const s = this.segments[0];
-      if (s.lastSeq > pinned || s.newestTimeMs >= cutoffMs) break;
+    return s.lastSeq > pinned ? undefined : s;
+  }
+
+  /** Deletes droppable segments, oldest first, while `drop(segment, droppedSoFar)` says so; returns how many. */
+  async dropOldest(drop: (s: SegmentInfo, droppedSoFar: number) => boolean): Promise<number> {
+    let dropped = 0;
+    for (let s = this.oldestDroppable(); s && drop(s, dropped); s = this.oldestDroppable()) {
       await unlink(s.path);
       this.segments.shift();
       dropped++;

@@ -16,6 +16,7 @@ import type { RevocationList } from '../core/tls/revocation-list.ts';
 import { DEFAULT_SEGMENT_BYTES, Retainer, retentionIntervalMs, segmentMaxAgeMs } from './retention.ts';
 import { DEFAULT_RETENTION_FULL_SECONDS, type TierPolicy } from './retention-tiers.ts';
 import { StreamStore } from './store.ts';
+import { DEFAULT_KEEP_FREE_BYTES, SpaceLimits } from './space-limits.ts';
 import type { HypervisorAdapter } from './hypervisor/adapter.ts';
 import { createQemuAdapter } from './hypervisor/qemu.ts';
 import { FailoverManager } from './views/failover.ts';
@@ -50,6 +51,13 @@ export interface MasterTargetOptions {
   retentionFullSeconds?: number;
   /** Serve point-in-time views over NBD on this address (port 0 picks one). */
   nbd?: { host: string; port: number };
+  /**
+   * Free space kept on the data directory's file system by deleting the oldest journal
+   * segments, inside the window if need be; 0 never deletes for space. @default 2 GiB
+   */
+  keepFreeBytes?: number;
+  /** Cap on all journals together, kept the same way. @default none */
+  journalMaxBytes?: number;
   /** Bound of each writable view's scratch overlay. @default 1 GiB */
   scratchBytes?: number;
   /** The hypervisor for `failover --test --boot`. @default QEMU, state under DIR/machines */
@@ -69,6 +77,7 @@ export interface MasterTargetApp {
   app: Hono;
   store: StreamStore;
   retainer: Retainer;
+  space: SpaceLimits;
   views: ViewManager;
   failover: FailoverManager;
   /** Where views are served, when `nbd` was given. */
@@ -93,6 +102,9 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
     log,
   );
   await retainer.runOnce(store, false);
+  const space = new SpaceLimits(store, { dataDir: opts.dataDir, keepFreeBytes: opts.keepFreeBytes ?? DEFAULT_KEEP_FREE_BYTES, journalMaxBytes: opts.journalMaxBytes, log });
+  // Journals grow only by applied batches, and each apply checks first; this pass is for limits lowered since the last run.
+  await space.enforce();
   retainer.start(store, opts.retentionIntervalMs ?? retentionIntervalMs(opts.retentionSeconds));
   const now = opts.now ?? Date.now;
   // Scratch files live under tmp/, which the store emptied above: nothing of an earlier run's views remains.
@@ -114,11 +126,12 @@ export async function openMasterTarget(opts: Omit<MasterTargetOptions, 'host' | 
     views.setAddress(nbd.host, nbd.port);
     log.info('views served over nbd', { host: nbd.host, port: nbd.port, scratchBytes: opts.scratchBytes ?? DEFAULT_SCRATCH_BYTES });
   }
-  const app = createApp({ store, retainer, token: opts.token, peers: opts.peers, revocations: opts.revocations, log, views, failover, tiers, now });
+  const app = createApp({ store, retainer, space, token: opts.token, peers: opts.peers, revocations: opts.revocations, log, views, failover, tiers, now });
   return {
     app,
     store,
     retainer,
+    space,
     views,
     failover,
     ...(nbd ? { nbd } : {}),
@@ -150,7 +163,7 @@ export async function startMasterTarget(opts: MasterTargetOptions): Promise<Mast
     await mt.close();
     throw err;
   }
-  log.info('master target listening', { url: listening.url, dataDir: opts.dataDir, retentionSeconds: opts.retentionSeconds, auth: opts.peers ? 'tls' : opts.token ? 'token' : 'none' });
+  log.info('master target listening', { url: listening.url, dataDir: opts.dataDir, retentionSeconds: opts.retentionSeconds, keepFreeBytes: mt.space.o.keepFreeBytes, journalMaxBytes: mt.space.o.journalMaxBytes, auth: opts.peers ? 'tls' : opts.token ? 'token' : 'none' });
   return {
     url: listening.url,
     port: listening.port,

@@ -28,6 +28,10 @@ points and exports to the CLI.
   --retention-full D  keep every point this long, then one a minute to 24h, then one an hour (default 1h)
   --nbd HOST:PORT     serve point-in-time views over NBD on this address, e.g. 127.0.0.1:10809
   --scratch-bytes N   bound of each writable view's scratch overlay (default 1G; e.g. 512M)
+  --keep-free N       free space kept on the data directory's file system: below it the oldest
+                      journal segments are deleted, even inside --retention (default 2G; 0: never,
+                      and a full disk then stops replication until space is freed)
+  --journal-max N     cap on all journals together, kept the same way (default: none; e.g. 500G)
 ${SERVER_ENROLLMENT_HELP}${SERVER_ENVIRONMENT_HELP}
 With --control-plane it runs test failovers and cleanups sent by the control plane: each disk
 is exported at the chosen point into DIR/test-failovers/JOB/MACHINE/ and hashed. Enrolled with
@@ -38,12 +42,15 @@ only the machines assigned to them; the CLI needs an operator certificate (--ide
     const { values: flags } = parse('master-target', argv, {
       data: { type: 'string' }, listen: { type: 'string' }, retention: { type: 'string' }, token: { type: 'string' },
       'retention-full': { type: 'string' }, nbd: { type: 'string' }, 'scratch-bytes': { type: 'string' },
+      'keep-free': { type: 'string' }, 'journal-max': { type: 'string' },
       ...SERVER_ENROLLMENT_OPTIONS,
     });
     const values = { ...env.serverOptions, ...flags };
     const nbd = optional(values, 'nbd');
     const scratchBytes = optional(values, 'scratch-bytes');
     const retentionFull = optional(values, 'retention-full');
+    const keepFree = optional(values, 'keep-free');
+    const journalMax = optional(values, 'journal-max');
     const listen = parseListen(required('master-target', values, 'listen'));
     const dataDir = required('master-target', values, 'data');
     const token = optional(values, 'token') ?? env.token;
@@ -66,6 +73,8 @@ only the machines assigned to them; the CLI needs an operator certificate (--ide
       ...(nbd ? { nbd: parseListen(nbd) } : {}),
       ...(scratchBytes ? { scratchBytes: parseBytes('scratch-bytes', scratchBytes) } : {}),
       ...(retentionFull ? { retentionFullSeconds: parseDurationSeconds('retention-full', retentionFull) } : {}),
+      ...(keepFree ? { keepFreeBytes: parseBytes('keep-free', keepFree) } : {}),
+      ...(journalMax ? { journalMaxBytes: parseBytes('journal-max', journalMax) } : {}),
     });
     const link = enrollment && await startMasterTargetSiteLink({
       client: new ControlPlaneClient({ url: enrollment.controlPlaneUrl, credential: enrollment.credential }),

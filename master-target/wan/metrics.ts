@@ -5,6 +5,7 @@ import type { PreparedBatch } from '../batch.ts';
 import type { StreamStore } from '../store.ts';
 import type { ViewManager } from '../views/view-manager.ts';
 import type { ReferenceResolver } from './references.ts';
+import type { SpaceLimits } from '../space-limits.ts';
 
 const P = 'tidemark_master_target_';
 
@@ -28,7 +29,7 @@ export class IngestCounters {
   }
 }
 
-export function masterTargetMetrics(c: IngestCounters, store: StreamStore, views: ViewManager | undefined, refs: ReferenceResolver): MetricFamily[] {
+export function masterTargetMetrics(c: IngestCounters, store: StreamStore, views: ViewManager | undefined, refs: ReferenceResolver, space?: SpaceLimits): MetricFamily[] {
   const streams = store.list();
   const labels = (s: { machine: string; disk: string }) => ({ machine: s.machine, disk: s.disk });
   return [
@@ -44,8 +45,11 @@ export function masterTargetMetrics(c: IngestCounters, store: StreamStore, views
     single(`${P}refused_batches_total`, 'counter', 'Batches refused (bad frames, missing blocks, no room).', c.refusedBatches),
     single(`${P}content_index_blocks`, 'gauge', 'Blocks in the content index.', refs.index.size),
     single(`${P}open_views`, 'gauge', 'Point-in-time views open.', views?.list().length ?? 0),
+    single(`${P}space_deleted_segments_total`, 'counter', 'Journal segments deleted inside the retention window to keep the space limits.', space?.droppedSegments ?? 0),
+    single(`${P}space_retried_batches_total`, 'counter', 'Batches applied on a second try after the file system was full and room was made.', space?.retriedBatches ?? 0),
     { name: `${P}stream_applied_seq`, type: 'gauge', help: 'Newest applied sequence number, per stream.', samples: streams.map((s) => ({ labels: labels(s), value: s.nextSeq - 1 })) },
     { name: `${P}stream_disk_bytes`, type: 'gauge', help: 'Size of each replica disk.', samples: streams.map((s) => ({ labels: labels(s), value: s.diskBytes })) },
+    { name: `${P}stream_journal_bytes`, type: 'gauge', help: 'Bytes of undo journal, per stream.', samples: streams.map((s) => ({ labels: labels(s), value: s.journalBytes })) },
     { name: `${P}stream_open_readers`, type: 'gauge', help: 'Point-in-time readers (views, exports) open, per stream.', samples: streams.map((s) => ({ labels: labels(s), value: s.openReaders })) },
   ];
 }
