@@ -69,7 +69,8 @@ async function main(): Promise<void> {
   const env = { TIDEMARK_LOG_LEVEL: 'warn' };
   const [psPort, mtPort, tapPort, kitPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const mtUrl = `http://127.0.0.1:${mtPort}`;
-  const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`], env);
+  // The runs write tens of GB: a journal cap keeps the undo journal from filling the machine's disk.
+  const mt = startTidemark(['master-target', '--data', join(dir, 'mt'), '--listen', `127.0.0.1:${mtPort}`, '--journal-max', '8G'], env);
   const psArgs = ['process-server', '--data', join(dir, 'ps'), '--listen', `127.0.0.1:${psPort}`, '--master-target', mtUrl];
   let ps = startTidemark(psArgs, env);
   await mt.waitFor(/listening on/);
@@ -81,20 +82,26 @@ async function main(): Promise<void> {
   await agent.waitFor(/serving 1 disk/);
   const kit: ChildProcess = spawn('nbdkit', ['--foreground', '--exit-with-parent', '-i', '127.0.0.1', '-p', String(kitPort), 'file', join(dir, 'kit.img')], { stdio: 'ignore' });
   // Caught up: nothing spooled at the process server and the master target's position still for a second.
+  // A stream STALLED for 30 s (the master target refusing its batches) fails the run with the reason.
   const appliedAll = async () => {
     let last = -1;
     let stableSince = 0;
-    await waitUntil('the master target to catch up', async () => {
-      const r = await fetch(`http://127.0.0.1:${psPort}/v1/status`);
-      const d = ((await r.json()) as { disks: Array<{ backlogBytes: number; appliedSeq: number; receivedSeq: number }> }).disks[0];
-      if (!d || d.backlogBytes !== 0 || d.appliedSeq !== d.receivedSeq) return undefined;
+    let stalledSince = 0;
+    for (const deadline = Date.now() + 600_000; ; await new Promise((r) => setTimeout(r, 100))) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for the master target to catch up');
+      const d = await fetch(`http://127.0.0.1:${psPort}/v1/status`)
+        .then(async (r) => ((await r.json()) as { disks: Array<{ backlogBytes: number; appliedSeq: number; receivedSeq: number; state: string; error?: string }> }).disks[0])
+        .catch(() => undefined);
+      if (d?.state === 'STALLED') {
+        stalledSince ||= Date.now();
+        if (Date.now() - stalledSince > 30_000) throw new Error(`replication stalled: ${d.error ?? 'no reason given'}`);
+      } else stalledSince = 0;
+      if (!d || d.backlogBytes !== 0 || d.appliedSeq !== d.receivedSeq) continue;
       if (d.appliedSeq !== last) {
         last = d.appliedSeq;
         stableSince = Date.now();
-        return undefined;
-      }
-      return Date.now() - stableSince > 1000 ? true : undefined;
-    }, 600_000);
+      } else if (Date.now() - stableSince > 1000) return;
+    }
   };
   let failed = false;
   try {
