@@ -8,9 +8,23 @@
  */
 import { statfs } from 'node:fs/promises';
 import type { Logger } from '../core/log.ts';
+import { RecordType } from '../core/wire/frame.ts';
 import type { PreparedBatch } from './batch.ts';
 import { NoSpaceError, type ApplyResult, type DiskStream } from './disk-stream.ts';
 import type { StreamStore } from './store.ts';
+
+/**
+ * Bytes a batch may need on disk at most: undo records of what it changes, and for writes the
+ * new bytes in the replica as well (zero and trim ranges write zeros over what was there).
+ */
+function roomFor(batch: PreparedBatch): number {
+  let bytes = 0;
+  for (const r of batch.records) {
+    if (r.type === RecordType.WRITE) bytes += 2 * r.lengthBytes;
+    else if (r.type === RecordType.ZERO || r.type === RecordType.TRIM) bytes += r.lengthBytes;
+  }
+  return bytes;
+}
 
 /** Default free space kept on the data directory's file system. */
 export const DEFAULT_KEEP_FREE_BYTES = 2 * 1024 ** 3;
@@ -75,10 +89,7 @@ export class SpaceLimits {
       return await stream.apply(batch);
     } catch (err) {
       if (!(err instanceof NoSpaceError) || this.o.keepFreeBytes === 0) throw err;
-      // Room for the batch's undo records and its replica writes, both at most its changed bytes.
-      let changedBytes = 0;
-      for (const r of batch.records) changedBytes += r.lengthBytes;
-      if (!(await this.enforce(2 * changedBytes))) throw err;
+      if (!(await this.enforce(roomFor(batch)))) throw err;
       const r = await stream.apply(batch);
       this.retriedBatches++;
       return r;
