@@ -18,6 +18,11 @@ export interface PointsSummary {
   recent: Point[];
   /** Newest first. */
   marked: Point[];
+  /**
+   * When space limits last deleted a segment of this stream inside the retention window
+   * (since the process started): the kept range may be shorter than the window.
+   */
+  shortenedForSpaceTime?: string;
 }
 
 export interface SummaryOptions {
@@ -50,5 +55,6 @@ export function pointsSummary(stream: DiskStream, o: SummaryOptions): PointsSumm
     tiers: { fullSeconds: Number.isFinite(tiers.fullSeconds) ? tiers.fullSeconds : null, minuteTierSeconds: tiers.minuteTierSeconds ?? MINUTE_TIER_SECONDS },
     recent,
     marked: pick(true, o.markedLimit),
+    ...(stream.shortenedForSpaceMs === undefined ? {} : { shortenedForSpaceTime: new Date(stream.shortenedForSpaceMs).toISOString() }),
   };
 }

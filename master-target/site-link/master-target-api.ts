@@ -37,6 +37,8 @@ export interface ApiPointsSummary {
   tiers: { fullSeconds: number | null; minuteTierSeconds: number };
   recent: ApiPoint[];
   marked: ApiPoint[];
+  /** Set once space limits deleted journal inside the window (docs/journal-format.md, "Space limits"). */
+  shortenedForSpaceTime?: string;
 }
 
 /** A view as `POST …/failover` names it (docs/views.md). */

@@ -80,6 +80,13 @@ async function pointsExact(mt: MasterTargetApp, machine: string, hashes: string[
   return { checked: points.length, oldest: points[0].seq };
 }
 
+/** What the site link reports of the stream: its points summary's `shortenedForSpaceTime`. */
+async function summaryShortened(mt: MasterTargetApp, machine: string): Promise<string | undefined> {
+  const res = await mt.app.request(`/v1/machines/${machine}/disks/disk0/points/summary`);
+  assert.equal(res.status, 200);
+  return ((await res.json()) as { shortenedForSpaceTime?: string }).shortenedForSpaceTime;
+}
+
 async function statfsOf(dir: string): Promise<number> {
   const s = await statfs(dir);
   return s.bavail * s.bsize;
@@ -122,6 +129,7 @@ describe('master target space limits', () => {
       assert.ok(Math.abs(ea.oldest - eb.oldest) <= 40, 'the oldest segments went first, whichever stream held them');
       const machines = (await (await mt.app.request('/v1/machines')).json()) as { machines: Array<{ machine: string; disks: Array<{ journalBytes: number; shortenedForSpaceTime?: string }> }> };
       for (const m of machines.machines) assert.match(m.disks[0].shortenedForSpaceTime ?? '', /^20\d\d-/, `${m.machine} says its window was shortened`);
+      for (const m of ['ma', 'mb']) assert.match(await summaryShortened(mt, m) ?? '', /^20\d\d-.*Z$/, `${m}'s points summary says its window was shortened`);
       assert.ok(lines.some((l) => /journal segment deleted inside the retention window/.test(l) && /--journal-max/.test(l)), 'a warning names the limit');
     } finally {
       await mt.close();
@@ -137,10 +145,12 @@ describe('master target space limits', () => {
     try {
       for (const batch of a.slice(0, 20)) await postOk(mt, batch);
       assert.ok(await segmentsOf(dir.path, 'ma') > 4);
+      assert.equal(await summaryShortened(mt, 'ma'), undefined, 'nothing deleted for space yet');
       await mt.close();
       // More free space than this file system has: every pass deletes what it may.
       mt = await openMasterTarget({ ...opts, keepFreeBytes: 2 ** 60, log: capturingLogger(lines) });
       assert.equal(await segmentsOf(dir.path, 'ma'), 1, 'started over the limit: down to the newest segment');
+      assert.match(await summaryShortened(mt, 'ma') ?? '', /^20\d\d-/, 'the summary says the window was shortened');
       const reader = mt.store.get('ma', 'disk0')!.openReader(mt.store.get('ma', 'disk0')!.nextSeq - 1);
       for (const batch of a.slice(20)) await postOk(mt, batch);
       assert.ok(await segmentsOf(dir.path, 'ma') > 1, 'the open reader keeps the segments it reads through');
