@@ -138,6 +138,11 @@ export const DiskPoints = z.object({
   }),
   recent: z.array(ListedPoint).max(MAX_RECENT_POINTS),
   marked: z.array(ListedPoint).max(MAX_MARKED_POINTS),
+  /**
+   * When the master target last deleted journal of this disk inside the retention window to
+   * stay within its space limits (absent: not since it started, or an older master target).
+   */
+  shortenedForSpaceTime: z.iso.datetime().optional(),
 });
 export type DiskPoints = z.infer<typeof DiskPoints>;
 

@@ -33,6 +33,7 @@ export async function buildPointsReport(assignments: Assignments, api: MasterTar
       disks.push({
         diskId: d.id, appliedSeq: s.appliedSeq, oldest: s.oldest && listed(s.oldest), newest: s.newest && listed(s.newest),
         tiers: s.tiers, recent: s.recent.map(listed), marked: s.marked.map(listed),
+        ...(s.shortenedForSpaceTime !== undefined ? { shortenedForSpaceTime: s.shortenedForSpaceTime } : {}),
       });
     }
     if (disks.length > 0) machines.push({ machineId: a.machine.id, disks });
