@@ -270,7 +270,7 @@ export const DrillReport = z.object({
 }).openapi('DrillReport');
 export type DrillReport = z.infer<typeof DrillReport>;
 
-export const ALERT_KINDS = ['rpo-exceeded', 'stream-stalled', 'resync-needed'] as const;
+export const ALERT_KINDS = ['rpo-exceeded', 'stream-stalled', 'resync-needed', 'retention-shortened'] as const;
 export const AlertKind = z.enum(ALERT_KINDS);
 export type AlertKind = z.infer<typeof AlertKind>;
 

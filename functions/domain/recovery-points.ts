@@ -6,9 +6,10 @@
 import { z } from '@hono/zod-openapi';
 import { DiskPoints, type RecoveryPointsReport } from '../../core/control-plane/protocol.ts';
 import { nowIso, type Context } from '../deps.ts';
+import { evaluateRetentionAlerts } from './alerts.ts';
 import { isId } from './ids.ts';
 import { keys } from './keys.ts';
-import { Machine } from './records.ts';
+import { Machine, Policy } from './records.ts';
 
 export const MachinePoints = z.object({
   vaultId: z.string(),
@@ -21,7 +22,8 @@ export type MachinePoints = z.infer<typeof MachinePoints>;
 
 /**
  * Stores each machine of the report that is protected with `serverId` as its master target,
- * keeping only the machine's own disks; returns how many machines were taken and ignored.
+ * keeping only the machine's own disks, and raises or clears its `retention-shortened` alerts;
+ * returns how many machines were taken and ignored.
  */
 export async function applyPointsReport(ctx: Context, vaultId: string, serverId: string, report: RecoveryPointsReport): Promise<{ accepted: number; ignored: number }> {
   let accepted = 0;
@@ -34,6 +36,8 @@ export async function applyPointsReport(ctx: Context, vaultId: string, serverId:
     const disks = m.disks.filter((d) => machine.disks.some((x) => x.id === d.diskId));
     const record: MachinePoints = { vaultId, machineId: machine.id, masterTargetId: serverId, reportedAt: nowIso(ctx), disks };
     await ctx.repo.put(keys.item(vaultId, 'recovery-points', machine.id), record);
+    const policy = await ctx.repo.get(keys.item(vaultId, 'policies', machine.protection.policyId), Policy);
+    if (policy) await evaluateRetentionAlerts(ctx, machine, policy, disks);
     accepted++;
   }
   return { accepted, ignored: report.machines.length - accepted };

@@ -168,3 +168,47 @@ it('stores the points master targets report, carries a picked point and the boot
   assert.ok(audit.some((a) => a.action === 'job.start' && a.detail.name === 'before upgrade'));
   assert.ok(audit.some((a) => a.action === 'job.start' && JSON.stringify(a.detail.point) === JSON.stringify({ id: '20', diskId: d0 })));
 });
+
+it('raises retention-shortened from a report saying space limits shortened a disk\'s window, and clears it with a report that does not', async () => {
+  const vault = await admin('POST', '/vaults', { name: 'retention' });
+  const v = `/vaults/${vault.id}`;
+  const { key } = await admin('POST', `${v}/registration-keys`, { ttlSeconds: 3600 });
+  const policy = await admin('POST', `${v}/policies`, { name: 'week', rpoThresholdSeconds: 60, retentionSeconds: 7 * 86400 });
+  await enroll(cp.url, { registrationKey: key, role: 'process-server', name: 'ps1', siteName: 'primary', url: 'http://ps1.example:7401' });
+  const mtEnrollment = await enroll(cp.url, { registrationKey: key, role: 'master-target', name: 'mt1', siteName: 'dr', url: 'http://mt1.example:7402' });
+  const db = await enroll(cp.url, {
+    registrationKey: key, role: 'agent', name: 'db1', siteName: 'primary', hostname: 'db1', os: 'linux',
+    disks: [{ name: 'disk0', sizeBytes: 1 << 30 }, { name: 'disk1', sizeBytes: 1 << 30 }],
+  });
+  const mt = new ControlPlaneClient({ url: cp.url, credential: mtEnrollment.credential });
+  await admin('PUT', `${v}/machines/${db.machineId}/protection`, { policyId: policy.id });
+  const [d0, d1] = db.disks!.map((d) => d.id);
+  // The kept history reaches back two days of the policy's seven.
+  const twoDaysAgo = new Date(Date.now() - 2 * 86400_000).toISOString();
+  const disk = (diskId: string, shortenedForSpaceTime?: string): DiskPoints => {
+    const d = diskPoints(diskId, [10, 20, 30]);
+    return { ...d, oldest: { ...d.oldest!, time: twoDaysAgo }, ...(shortenedForSpaceTime ? { shortenedForSpaceTime } : {}) };
+  };
+  const alerts = async (state: string) => (await admin('GET', `${v}/alerts?kind=retention-shortened&state=${state}`)).items as Array<{ diskId: string; state: string; message: string }>;
+
+  // Two days of history without any deletion for space: a young protection, no alert.
+  await mt.sendRecoveryPoints({ machines: [{ machineId: db.machineId!, disks: [disk(d0!), disk(d1!)] }] });
+  assert.deepEqual(await alerts('all'), []);
+
+  // disk0 was shortened for space: its alert is raised, disk1's is not.
+  const shortenedAt = new Date(Date.now() - 60_000).toISOString();
+  await mt.sendRecoveryPoints({ machines: [{ machineId: db.machineId!, disks: [disk(d0!, shortenedAt), disk(d1!)] }] });
+  const raised = await alerts('active');
+  assert.deepEqual(raised.map((a) => a.diskId), [d0]);
+  assert.equal(raised[0]!.message, `disk disk0 keeps recovery points back to ${twoDaysAgo} only, not the policy's 7 d: `
+    + 'the master target deleted older journal to stay within its space limits');
+  assert.equal((await admin('GET', `${v}/machines/${db.machineId}/recovery-points`)).disks[0].shortenedForSpaceTime, shortenedAt, 'the field is kept with the points');
+  const dashboard = (await admin('GET', `${v}/alerts`)).items as Array<{ kind: string }>;
+  assert.deepEqual(dashboard.map((a) => a.kind), ['retention-shortened'], 'the default (active) listing shows it');
+
+  // The master target restarted, or an older one reports: no field, the alert clears in place.
+  await mt.sendRecoveryPoints({ machines: [{ machineId: db.machineId!, disks: [disk(d0!), disk(d1!)] }] });
+  assert.deepEqual(await alerts('active'), []);
+  const cleared = await alerts('cleared');
+  assert.deepEqual(cleared.map((a) => [a.diskId, a.state]), [[d0, 'cleared']]);
+});
