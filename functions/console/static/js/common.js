@@ -40,6 +40,17 @@ export function stateBadge(state) {
   return h('span', { class: `badge ${tone}` }, h('span', { 'aria-hidden': 'true' }, TONE_MARK[tone]), ' ', state ?? 'not reported');
 }
 
+/**
+ * An alert's kind as a badge. `retention-shortened` is a warning: replication and the RPO hold,
+ * only the oldest recovery points are gone; every other kind is bad.
+ */
+const ALERT_TONE = { 'retention-shortened': 'warn' };
+
+export function alertBadge(kind) {
+  const tone = ALERT_TONE[kind] ?? 'bad';
+  return h('span', { class: `badge ${tone}` }, h('span', { 'aria-hidden': 'true' }, TONE_MARK[tone]), ' ', kind);
+}
+
 /** The worst state of a machine's disks (the one an operator must look at). */
 export function machineState(m) {
   if (!m.protection) return null;

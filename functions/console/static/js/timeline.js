@@ -21,6 +21,12 @@ export function reportedPoints(report) {
   return [...seen.values()].sort((a, b) => a.time.localeCompare(b.time) || a.seq - b.seq);
 }
 
+/** Says when the master target last deleted points inside the retention window for space (docs/journal-format.md). */
+function shortenedText(report) {
+  const times = report.disks.map((d) => d.shortenedForSpaceTime).filter(Boolean).sort();
+  return times.length ? ` Older points were deleted to stay within the master target's space limits, last ${time(times.at(-1))}.` : '';
+}
+
 /** The kept range of the machine: its oldest and newest point times (ms), and the tiers. */
 export function keptRange(report) {
   const oldest = report.disks.map((d) => d.oldest && Date.parse(d.oldest.time)).filter(Number.isFinite);
@@ -108,6 +114,7 @@ export function pointTimeline(o) {
   const kept = range ? h('p', { class: 'help', id: 'kept-range' },
     `The master target keeps points from ${time(new Date(range.fromMs).toISOString())} to ${time(new Date(range.toMs).toISOString())}`,
     tiers.fullSeconds === null ? ': every point.' : `: every point of the last ${seconds(tiers.fullSeconds)}, then one a minute up to ${seconds(tiers.minuteTierSeconds)} old, then one an hour.`,
+    shortenedText(o.report),
     o.report.reportedAt ? ` Reported ${ago(o.report.reportedAt, o.nowMs)}.` : '') : null;
 
   const radio = (id, selection, checked, label, extra = null) => h('li', {},

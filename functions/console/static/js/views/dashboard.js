@@ -3,7 +3,7 @@ import { get } from '../api.js';
 import { h, replace, replaceIfChanged } from '../dom.js';
 import { chartWidth, lineChart, windowToggle } from '../charts.js';
 import { ago, axisSeconds, bytes, seconds } from '../format.js';
-import { errorBox, loadFleet, machineLag, machineState, rpoBadge, stateBadge } from '../common.js';
+import { alertBadge, errorBox, loadFleet, machineLag, machineState, rpoBadge, stateBadge } from '../common.js';
 
 const REFRESH_MS = 2000;
 let chartWindow = 'hour';
@@ -112,7 +112,7 @@ export async function renderDashboard(root, ctx) {
         ? h('p', { class: 'muted' }, 'No active alerts.')
         : h('ul', { class: 'alerts' }, fleet.alerts.map((a) => {
           const m = fleet.machines.find((x) => x.id === a.machineId);
-          return h('li', { class: 'alert' }, h('span', { class: 'badge bad' }, a.kind), ' ',
+          return h('li', { class: 'alert' }, alertBadge(a.kind), ' ',
             h('a', { href: `#/machines/${a.machineId}` }, m?.name ?? a.machineId), ': ', a.message, ' ',
             h('span', { class: 'muted' }, `raised ${ago(a.raisedAt)}`));
         })));
