@@ -23,13 +23,22 @@ export async function startTap(name: string, o: { extra?: string[]; initial?: Bu
   const dir = await mkdtemp(join(tmpdir(), `tm-tap-${name}-`));
   const env = { TIDEMARK_TOKEN: randomBytes(8).toString('hex') };
   const stack = await new TestStack(dir, env).start();
-  const disk = join(dir, 'disk.img');
-  await writeFile(disk, o.initial ?? Buffer.alloc(o.diskBytes ?? 64 * 1024 * 1024));
-  const port = await freePort();
-  const agentArgs = ['agent', '--state', join(dir, 'agent'), '--process-server', stack.psUrl, '--machine', name, '--disk', disk, '--mode', 'tap', '--nbd', `127.0.0.1:${port}`, ...(o.extra ?? [])];
-  const agent = startTidemark(agentArgs, env);
-  await agent.waitFor(/serving 1 disk/);
-  return { dir, stack, agent, agentArgs, uri: `nbd://127.0.0.1:${port}/disk0`, disk, env };
+  let agent: Running | undefined;
+  try {
+    const disk = join(dir, 'disk.img');
+    await writeFile(disk, o.initial ?? Buffer.alloc(o.diskBytes ?? 64 * 1024 * 1024));
+    const port = await freePort();
+    const agentArgs = ['agent', '--state', join(dir, 'agent'), '--process-server', stack.psUrl, '--machine', name, '--disk', disk, '--mode', 'tap', '--nbd', `127.0.0.1:${port}`, ...(o.extra ?? [])];
+    agent = startTidemark(agentArgs, env);
+    await agent.waitFor(/serving 1 disk/);
+    return { dir, stack, agent, agentArgs, uri: `nbd://127.0.0.1:${port}/disk0`, disk, env };
+  } catch (err) {
+    // Nothing of a failed start may outlive it: live servers would keep the test file running.
+    await agent?.stop();
+    await stack.stop();
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 export async function stopTap(t: Tap): Promise<void> {
