@@ -18,9 +18,8 @@ import { ControlPlaneClient, enroll } from '../../core/control-plane/client.ts';
 import type { EnrollResponse, RecoveryPointRef, SiteCommand } from '../../core/control-plane/protocol.ts';
 import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
 import { axeViolations } from '../helpers/axe.ts';
+import { CHROMIUM, CHROMIUM_ARGS, signIn } from '../helpers/console-browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`;
 
 /** The control plane's clock runs `offsetMs` behind the real one while history is replayed. */
@@ -80,13 +79,6 @@ function nav(page: Page, name: string): Promise<void> {
   return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();
 }
 
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(cp.url);
-  await page.getByLabel('Operator token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Sign in' }).waitFor();
-}
-
 /** The master target: answers failover and cleanup commands until the test ends. */
 function playMasterTarget(mt: ControlPlaneClient, latest: Map<string, RecoveryPointRef>, names: Map<string, string>, bySeq: Map<number, RecoveryPointRef>): Promise<void> {
   return (async () => {
@@ -135,7 +127,7 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   await page.goto(cp.url);
   await page.getByLabel('Operator token').waitFor();
   for (const v of await axeViolations(page)) a11y.push(`sign-in: ${v}`);
-  await signIn(page, cp.adminToken);
+  await signIn(page, cp.url, cp.adminToken);
   await nav(page, 'Enrollment');
   await page.getByLabel('Vault name').fill('main');
   await page.getByRole('button', { name: 'Create vault' }).click();
@@ -322,7 +314,7 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   const viewerToken = (await page.locator('#new-token').textContent())!;
   const viewer = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   viewer.on('pageerror', (err) => failures.push(err.message));
-  await signIn(viewer, viewerToken);
+  await signIn(viewer, cp.url, viewerToken);
   assert.equal(await viewer.locator('.role').textContent(), 'viewer');
   await viewer.goto(`${cp.url}/console/#/machines/${db.id}`);
   const button = viewer.getByRole('button', { name: 'Test failover', exact: true });
@@ -348,7 +340,7 @@ it('enrolls, shows a machine reaching CONTINUOUS, runs a test failover at a pick
   // A phone (390 px): every page fits its width and passes the same checks.
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   phone.on('pageerror', (err) => failures.push(err.message));
-  await signIn(phone, cp.adminToken);
+  await signIn(phone, cp.url, cp.adminToken);
   const erpId = (await adminGet(`/vaults/${vaultId}/plans`)).items.find((p: { name: string }) => p.name === 'erp-production').id;
   const phonePages: Array<[string, string, () => Promise<void>]> = [
     ['dashboard-390', '#/', () => phone.locator('#machines-table').getByText('CONTINUOUS').first().waitFor()],

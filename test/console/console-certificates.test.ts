@@ -21,9 +21,8 @@ import { serialOfPem } from '../../core/tls/serial.ts';
 import { createCsr, generateKeyPair } from '../../core/tls/x509.ts';
 import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
 import { axeViolations } from '../helpers/axe.ts';
+import { CHROMIUM, CHROMIUM_ARGS, signIn } from '../helpers/console-browser.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`;
 const DAY_MS = 86_400_000;
 
@@ -59,13 +58,6 @@ async function admin(method: string, path: string, body?: unknown): Promise<any>
   const r = await call(method, path, body);
   assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.body)}`);
   return r.body;
-}
-
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(cp.url);
-  await page.getByLabel('Operator token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Sign in' }).waitFor();
 }
 
 /** Accessibility findings and overflow of the page in view, by name. */
@@ -123,7 +115,7 @@ it('lists the vault\'s certificates and revokes one, with its credential, from t
   const failures: string[] = [];
   const a11y: string[] = [];
   page.on('pageerror', (err) => failures.push(err.message));
-  await signIn(page, cp.adminToken);
+  await signIn(page, cp.url, cp.adminToken);
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Certificates' }).click();
   await page.getByRole('heading', { name: 'Certificates', level: 1 }).waitFor();
   await row(page, agentSerial).waitFor();
@@ -189,7 +181,7 @@ it('lists the vault\'s certificates and revokes one, with its credential, from t
     const { token } = await admin('POST', '/operator-tokens', { name: `a ${role}`, role });
     const other = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     other.on('pageerror', (err) => failures.push(err.message));
-    await signIn(other, token);
+    await signIn(other, cp.url, token);
     await other.goto(`${cp.url}/console/#/certificates`);
     await row(other, newest).waitFor();
     assert.equal(await other.locator('#certificates-table tbody tr').count(), 4, `the ${role} sees the list`);

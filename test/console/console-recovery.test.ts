@@ -26,10 +26,10 @@ import { startMasterTargetSiteLink, type MasterTargetSiteLink } from '../../mast
 import { startProcessServer, type ProcessServer } from '../../process-server/server.ts';
 import { freePort } from '../helpers/ports.ts';
 import { axeViolations } from '../helpers/axe.ts';
+import { CHROMIUM, CHROMIUM_ARGS, signIn } from '../helpers/console-browser.ts';
+import { adminCall } from '../helpers/control-plane-admin.ts';
 
 const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`;
 const DISK_BYTES = 8 * 1024 * 1024;
 const TOKEN = randomBytes(16).toString('hex');
@@ -69,13 +69,6 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined | 
   }
 }
 
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(cp.url);
-  await page.getByLabel('Operator token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Sign in' }).waitFor();
-}
-
 it('bookmarks from the console, picks an older point from the master target\'s list and test-fails over to exactly it', { skip, timeout: 120_000 }, async () => {
   const t0 = Date.now();
   // The source disk at point A.
@@ -84,15 +77,7 @@ it('bookmarks from the console, picks an older point from the master target\'s l
   const atA = await readFile(source);
 
   cp = await startControlPlane({ dataDir: join(dir, 'cp'), port: 0, scheduleIntervalMs: 3600_000 });
-  const admin = async (method: string, path: string, body?: unknown): Promise<any> => {
-    const res = await fetch(`${cp.url}/api/v1${path}`, {
-      method, headers: { authorization: `Bearer ${cp.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const json = await res.json();
-    assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const admin = (method: string, path: string, body?: unknown): Promise<any> => adminCall(cp, method, path, body);
   const vaultId = (await admin('POST', '/vaults', { name: 'recovery' })).id;
   const v = `/vaults/${vaultId}`;
   const { key } = await admin('POST', `${v}/registration-keys`, { ttlSeconds: 3600 });
@@ -136,7 +121,7 @@ it('bookmarks from the console, picks an older point from the master target\'s l
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const failures: string[] = [];
   page.on('pageerror', (err) => failures.push(err.message));
-  await signIn(page, cp.adminToken);
+  await signIn(page, cp.url, cp.adminToken);
   await page.goto(`${cp.url}/console/#/machines/${machineId}`);
   const radioA = page.locator(`#point-${diskId}-${pointA.seq}`);
   await radioA.waitFor({ timeout: 10_000 });
@@ -186,7 +171,7 @@ it('bookmarks from the console, picks an older point from the master target\'s l
   const viewerToken = (await admin('POST', '/operator-tokens', { name: 'auditor', role: 'viewer' })).token;
   const viewer = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   viewer.on('pageerror', (err) => failures.push(err.message));
-  await signIn(viewer, viewerToken);
+  await signIn(viewer, cp.url, viewerToken);
   await viewer.goto(`${cp.url}/console/#/machines/${machineId}`);
   await viewer.locator(`#point-${diskId}-${pointA.seq}`).waitFor();
   assert.ok(await viewer.getByRole('button', { name: 'Bookmark', exact: true }).isDisabled());

@@ -16,9 +16,9 @@ import { ControlPlaneClient, enroll } from '../../core/control-plane/client.ts';
 import type { DiskPoints } from '../../core/control-plane/protocol.ts';
 import { startControlPlane, type LocalControlPlane } from '../../functions/local.ts';
 import { axeViolations } from '../helpers/axe.ts';
+import { CHROMIUM, CHROMIUM_ARGS, signIn } from '../helpers/console-browser.ts';
+import { adminCall } from '../helpers/control-plane-admin.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`;
 
 let dir: string;
@@ -37,21 +37,8 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function admin(method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(`${cp.url}/api/v1${path}`, {
-    method, headers: { authorization: `Bearer ${cp.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const json = await res.json();
-  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function signIn(page: Page, token: string): Promise<void> {
-  await page.goto(cp.url);
-  await page.getByLabel('Operator token').fill(token);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1 }).filter({ hasNotText: 'Sign in' }).waitFor();
+function admin(method: string, path: string, body?: unknown): Promise<any> {
+  return adminCall(cp, method, path, body);
 }
 
 it('shows a retention-shortened alert as a warning and says on the timeline that older points were deleted for space', { skip, timeout: 60_000 }, async () => {
@@ -78,7 +65,7 @@ it('shows a retention-shortened alert as a warning and says on the timeline that
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const failures: string[] = [];
   page.on('pageerror', (err) => failures.push(err.message));
-  await signIn(page, cp.adminToken);
+  await signIn(page, cp.url, cp.adminToken);
   const alert = page.locator('li.alert').filter({ hasText: 'retention-shortened' });
   await alert.waitFor();
   assert.match((await alert.textContent())!, /db1: disk disk0 keeps recovery points back to .* only, not the policy's 7 d: the master target deleted older journal to stay within its space limits/);

@@ -25,6 +25,7 @@ import { startMasterTargetSiteLink, type MasterTargetSiteLink } from '../../mast
 import { ViewBootRecovery } from '../../master-target/site-link/view-boot-recovery.ts';
 import { startProcessServer, type ProcessServer } from '../../process-server/server.ts';
 import { buildMarkerDisk, prepareBootKernel } from '../fixtures/bootable/build.ts';
+import { adminCall } from '../helpers/control-plane-admin.ts';
 
 const kernel = await prepareBootKernel();
 const skip = kernel.ok ? false : kernel.skipReason;
@@ -65,15 +66,7 @@ describe('drills with the boot check through the master target site link', { ski
   let planId: string;
   let machineId: string;
 
-  const admin = async (method: string, path: string, body?: unknown): Promise<any> => {
-    const res = await fetch(`${cp.url}/api/v1${path}`, {
-      method, headers: { authorization: `Bearer ${cp.adminToken}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const json = await res.json();
-    assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+  const admin = (method: string, path: string, body?: unknown): Promise<any> => adminCall(cp, method, path, body);
   const openViews = async () => ((await (await fetch(`${mt.url}/v1/views`)).json()) as { views: unknown[] }).views;
 
   before(async () => {
