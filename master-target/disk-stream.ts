@@ -356,10 +356,9 @@ export class DiskStream implements PointSource {
     return bytes;
   }
 
-  /** The oldest segment space limits may delete (see `dropOldestSegment`), if any. */
-  get oldestDroppable(): { newestTimeMs: number; bytes: number } | undefined {
-    const s = this.journal.oldestDroppable();
-    return s && { newestTimeMs: s.newestTimeMs, bytes: s.committedBytes };
+  /** Time of the newest entry of the oldest segment space limits may delete (see `dropOldestSegment`), if any. */
+  get oldestDroppableTimeMs(): number | undefined {
+    return this.journal.oldestDroppable()?.newestTimeMs;
   }
 
   /**

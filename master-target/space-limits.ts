@@ -8,6 +8,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import type { Logger } from '../core/log.ts';
+import { Mutex } from '../core/mutex.ts';
 import { RecordType } from '../core/wire/frame.ts';
 import type { PreparedBatch } from './batch.ts';
 import { NoSpaceError, type ApplyResult, type DiskStream } from './disk-stream.ts';
@@ -42,7 +43,7 @@ export interface SpaceLimitsOptions {
 }
 
 export class SpaceLimits {
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly passes = new Mutex();
   private lastStuckWarnMs = 0;
   /** Segments deleted for space since start. */
   droppedSegments = 0;
@@ -73,9 +74,12 @@ export class SpaceLimits {
    * Passes run one at a time.
    */
   enforce(extraFreeBytes = 0): Promise<number> {
-    const pass = this.tail.then(() => this.pass(extraFreeBytes));
-    this.tail = pass.catch(() => undefined);
-    return pass;
+    return this.passes.run(() => this.pass(extraFreeBytes));
+  }
+
+  /** Whether there is a limit to keep at all (`--keep-free 0` and no cap: none). */
+  private get active(): boolean {
+    return this.o.keepFreeBytes > 0 || this.o.journalMaxBytes !== undefined;
   }
 
   /**
@@ -84,6 +88,7 @@ export class SpaceLimits {
    * makes room for this batch and tries once more.
    */
   async apply(stream: DiskStream, batch: PreparedBatch): Promise<ApplyResult> {
+    if (!this.active) return stream.apply(batch);
     await this.enforce();
     try {
       return await stream.apply(batch);
@@ -129,10 +134,10 @@ export class SpaceLimits {
     let best: DiskStream | undefined;
     let bestMs = Number.POSITIVE_INFINITY;
     for (const s of this.store.list()) {
-      const d = s.oldestDroppable;
-      if (d && d.newestTimeMs < bestMs) {
+      const ms = s.oldestDroppableTimeMs;
+      if (ms !== undefined && ms < bestMs) {
         best = s;
-        bestMs = d.newestTimeMs;
+        bestMs = ms;
       }
     }
     return best;
